@@ -14,7 +14,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~5 ms to import; annotations only
     from typing import Any
 
-__all__ = ["loads", "dumps", "JSONError"]
+__all__ = ["JSONError", "dumps", "loads"]
 
 
 class JSONError(ValueError):
@@ -50,7 +50,7 @@ def loads(text: str | bytes) -> Any:
             raise JSONError(f"not UTF-8: {exc}") from None
     ctx = _Context()
     ctx.parse_constant = _bad_constant  # type: ignore[assignment]
-    scan = _json.make_scanner(ctx)
+    scan = _json.make_scanner(ctx)  # type: ignore[arg-type]  # duck-typed JSONDecoder
     start = len(text) - len(text.lstrip(_WS))
     try:
         value, end = scan(text, start)
@@ -64,10 +64,10 @@ def loads(text: str | bytes) -> Any:
 
 
 _compact = _json.make_encoder(
-    None, None, _json.encode_basestring_ascii, None, ":", ",", False, False, False
+    None, None, _json.encode_basestring_ascii, None, ":", ",", False, False, False  # type: ignore[arg-type]
 )
 _spaced = _json.make_encoder(
-    None, None, _json.encode_basestring_ascii, None, ": ", ", ", False, False, False
+    None, None, _json.encode_basestring_ascii, None, ": ", ", ", False, False, False  # type: ignore[arg-type]
 )
 
 

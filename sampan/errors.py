@@ -37,3 +37,10 @@ class InvalidArgument(SampanError):
 
 class Unsupported(SampanError):
     """The input is valid but sampan does not implement it."""
+
+
+def describe(exc: BaseException) -> str:
+    """One line for any exception: OSErrors as ``PATH: reason`` without ``[Errno N]``."""
+    if isinstance(exc, OSError) and exc.strerror and str(exc).startswith("[Errno"):
+        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,122 @@
+"""Typed wrappers of the system calls Python's ``os`` module lacks.
+
+Each raises ``SyscallError`` (an ``OSError``) naming the operation and path.
+All go through one ``ctypes`` handle on libc; nothing here spawns a process.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+from sampan.linux import constants as C
+from sampan.linux._libc import libc
+from sampan.linux.errors import SyscallError, check
+
+# x86_64 and aarch64 numbers of the calls glibc 2.36 has no wrapper for.
+_ARCH = os.uname().machine
+_SYS = {
+    "x86_64": {"pivot_root": 155, "close_range": 436, "keyctl": 250, "pidfd_open": 434},
+    "aarch64": {"pivot_root": 41, "close_range": 436, "keyctl": 219, "pidfd_open": 434},
+}.get(_ARCH, {"pivot_root": 155, "close_range": 436, "keyctl": 250, "pidfd_open": 434})
+
+libc.mount.argtypes = (
+    ctypes.c_char_p,
+    ctypes.c_char_p,
+    ctypes.c_char_p,
+    ctypes.c_ulong,
+    ctypes.c_char_p,
+)
+libc.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
+libc.prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong)
+
+
+def _b(path: str | None) -> bytes | None:
+    return None if path is None else os.fsencode(path)
+
+
+def unshare(flags: int) -> None:
+    """Move the calling process into new namespaces (CLONE_NEW* flags)."""
+    check(libc.unshare(flags), "unshare")
+
+
+def setns(fd: int, nstype: int = 0, path: str | None = None) -> None:
+    """Join the namespace open at *fd*; *path* only names it in errors."""
+    check(libc.setns(fd, nstype), "setns", path)
+
+
+def mount(
+    source: str | None,
+    target: str,
+    fstype: str | None = None,
+    flags: int = 0,
+    data: str | None = None,
+) -> None:
+    if libc.mount(_b(source), _b(target), _b(fstype), flags, _b(data)) == -1:
+        raise SyscallError(ctypes.get_errno(), "mount", target)
+
+
+def umount(target: str, flags: int = 0) -> None:
+    check(libc.umount2(_b(target), flags), "umount", target)
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    ret = libc.syscall(_SYS["pivot_root"], _b(new_root), _b(put_old))
+    check(ret, "pivot_root", new_root)
+
+
+def sethostname(name: str) -> None:
+    raw = name.encode()
+    check(libc.sethostname(raw, len(raw)), "sethostname", name)
+
+
+def setdomainname(name: str) -> None:
+    raw = name.encode()
+    check(libc.setdomainname(raw, len(raw)), "setdomainname", name)
+
+
+def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
+    return check(libc.prctl(option, arg2, arg3, arg4, arg5), f"prctl({option})")
+
+
+def set_no_new_privs() -> None:
+    prctl(C.PR_SET_NO_NEW_PRIVS, 1)
+
+
+def set_keepcaps(on: bool) -> None:
+    prctl(C.PR_SET_KEEPCAPS, int(on))
+
+
+def set_pdeathsig(sig: int) -> None:
+    prctl(C.PR_SET_PDEATHSIG, sig)
+
+
+def set_child_subreaper(on: bool = True) -> None:
+    prctl(C.PR_SET_CHILD_SUBREAPER, int(on))
+
+
+def set_dumpable(on: bool) -> None:
+    prctl(C.PR_SET_DUMPABLE, int(on))
+
+
+def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
+    """Close (or with CLOSE_RANGE_CLOEXEC=4, mark close-on-exec) fds first..last."""
+    ret = libc.syscall(_SYS["close_range"], ctypes.c_uint(first), ctypes.c_uint(last), flags)
+    if ret == -1:
+        err = ctypes.get_errno()
+        if err not in (38,):  # ENOSYS: kernels before 5.9
+            raise SyscallError(err, "close_range")
+        os.closerange(first, min(last, 65536))
+
+
+def join_session_keyring(name: str | None) -> None:
+    """keyctl(KEYCTL_JOIN_SESSION_KEYRING): a fresh session keyring, as runc makes one."""
+    ret = libc.syscall(_SYS["keyctl"], 1, _b(name))
+    if ret == -1:
+        err = ctypes.get_errno()
+        if err not in (38, 1, 13):  # no keyctl, or refused in a user namespace: skip
+            raise SyscallError(err, "keyctl join_session_keyring", name)
+
+
+def pidfd_open(pid: int) -> int:
+    return check(libc.syscall(_SYS["pidfd_open"], pid, 0), "pidfd_open", str(pid))

@@ -1,0 +1,241 @@
+"""The child side of ``create``: from a fork of the runtime to the user's program.
+
+    runtime (parent)            stage 1 (fork)                 init (fork of stage 1)
+    ----------------            --------------                 ----------------------
+    cgroup made, fifo made  ->  join cgroup, dumpable=0
+                                setns (paths), unshare (new)
+    write uid/gid maps     <->  "idmap" (new user ns only)
+                                fork -------------------------> (pid 1 of a new pid ns)
+    learns init's pid      <-   "pid"; exit                    rootfs: mounts, devices
+    prestart/createRuntime <->                                 "hooks"; createContainer hooks
+                                                               pivot_root, sysctl, console,
+                                                               masked/readonly paths
+    forward pty master     <-                                  "console" + fd
+    state.json, pid file   <-                                  "ready"
+    create exits           ->                                  "go"; block on exec.fifo
+    (start writes the state into exec.fifo)                    startContainer hooks; execve
+
+Every failure in a child is sent to the parent as an ``error`` message
+(the parent then removes what it made) and the child exits.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import termios
+
+from sampan.errors import describe
+from sampan.linux.constants import MS_BIND
+from sampan.linux.syscalls import (
+    join_session_keyring,
+    mount,
+    set_dumpable,
+    setdomainname,
+    sethostname,
+    unshare,
+)
+from sampan.runtime import hooks, namespaces
+from sampan.runtime.process import (
+    apply_oom_score_adj,
+    apply_rlimits,
+    environment,
+    finalize_and_exec,
+    lookup_executable,
+)
+from sampan.runtime.rootfs import RootfsBuilder
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
+
+    from sampan.cgroups import Cgroup
+    from sampan.runtime.sync import Channel
+
+
+class InitContext:
+    """Everything the children of ``create`` need, decided by the parent."""
+
+    __slots__ = (
+        "bundle",
+        "cgroup",
+        "chan",
+        "config",
+        "fifo_fd",
+        "keyring",
+        "no_pivot",
+        "plan",
+        "preserve_fds",
+        "rootfs",
+        "seccomp",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        bundle: str,
+        rootfs: str,
+        plan: namespaces.NamespacePlan,
+        cgroup: Cgroup,
+        chan: Channel,
+        fifo_fd: int,
+        seccomp: tuple[bytes, int] | None,
+        no_pivot: bool,
+        preserve_fds: int,
+        keyring: str | None,
+    ) -> None:
+        self.config = config
+        self.bundle = bundle
+        self.rootfs = rootfs
+        self.plan = plan
+        self.cgroup = cgroup
+        self.chan = chan
+        self.fifo_fd = fifo_fd
+        self.seccomp = seccomp
+        self.no_pivot = no_pivot
+        self.preserve_fds = preserve_fds
+        self.keyring = keyring
+
+
+def stage1(ctx: InitContext) -> NoReturn:
+    """Enter the namespaces, then fork the container's init (or become it)."""
+    try:
+        ctx.cgroup.add_process(os.getpid())
+        set_dumpable(False)
+        plan = ctx.plan
+        namespaces.enter(plan.join)
+        if plan.new_flags:
+            unshare(plan.new_flags)
+        if ctx.keyring:
+            join_session_keyring(ctx.keyring)
+        if plan.new_user:
+            ctx.chan.send("idmap")
+            ctx.chan.expect("ack")
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+        if "pid" not in plan.kinds:
+            ctx.chan.send("pid", pid=os.getpid())
+            container_init(ctx)
+        gate_r, gate_w = os.pipe()
+        child = os.fork()
+        if child == 0:
+            os.close(gate_w)
+            os.read(gate_r, 1)  # wait until the parent knows our pid
+            os.close(gate_r)
+            container_init(ctx)
+        ctx.chan.send("pid", pid=child)
+        os.write(gate_w, b"1")
+    except BaseException as exc:
+        _report(ctx, exc)
+        os._exit(1)
+    os._exit(0)
+
+
+def container_init(ctx: InitContext) -> NoReturn:
+    """Build the container around this process, wait for ``start``, exec."""
+    chan = ctx.chan
+    config = ctx.config
+    process: dict[str, Any] = config["process"]
+    try:
+        builder = RootfsBuilder(config, ctx.bundle, ctx.rootfs, ctx.plan.in_userns)
+        if ctx.plan.new_mount:
+            builder.prepare()
+        if config.get("hostname") is not None and "uts" in ctx.plan.kinds:
+            sethostname(config["hostname"])
+        if config.get("domainname") is not None and "uts" in ctx.plan.kinds:
+            setdomainname(config["domainname"])
+        all_hooks = config.get("hooks", {})
+        state: dict[str, Any] = {}
+        if all_hooks.get("prestart") or all_hooks.get("createRuntime"):
+            chan.send("hooks")
+            state = chan.expect("ack")["state"]
+        if all_hooks.get("createContainer"):
+            if not state:
+                chan.send("hooks")
+                state = chan.expect("ack")["state"]
+            hooks.run_hooks("createContainer", all_hooks["createContainer"], state)
+        if ctx.plan.new_mount:
+            builder.pivot(ctx.no_pivot)
+        _sysctl(config.get("linux", {}).get("sysctl", {}))
+        if process.get("terminal"):
+            setup_console(chan, process, ctx.plan.new_mount)
+        if ctx.plan.new_mount:
+            builder.finish()
+        apply_rlimits(process)
+        apply_oom_score_adj(process)
+        env = environment(process)
+        path = lookup_executable(process["args"][0], env, process.get("cwd", "/"))
+        chan.send("ready")
+        chan.expect("go")
+        chan.close()
+    except BaseException as exc:
+        _report(ctx, exc)
+        os._exit(1)
+    try:
+        state = _wait_for_start(ctx.fifo_fd)
+        hooks.run_hooks("startContainer", all_hooks.get("startContainer", []), state)
+        finalize_and_exec(process, path, env, ctx.seccomp, ctx.preserve_fds, ctx.plan.in_userns)
+    except BaseException as exc:
+        os.write(2, f"sampan-runtime init: {exc}\n".encode(errors="replace"))
+        os._exit(127)
+
+
+def _wait_for_start(fifo_fd: int) -> dict[str, Any]:
+    """Block until ``start`` writes [4-byte length][state JSON] into exec.fifo."""
+    from sampan import _json
+
+    head = _read_exact(fifo_fd, 4)
+    body = _read_exact(fifo_fd, int.from_bytes(head, "little"))
+    os.close(fifo_fd)
+    return _json.loads(body)  # type: ignore[no-any-return]
+
+
+def _read_exact(fd: int, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = os.read(fd, n - len(buf))
+        if not chunk:
+            raise EOFError("exec.fifo closed before start")
+        buf += chunk
+    return buf
+
+
+def _sysctl(sysctl: dict[str, str]) -> None:
+    for key, value in sysctl.items():
+        path = "/proc/sys/" + key.replace(".", "/")
+        try:
+            with open(path, "w") as f:
+                f.write(value)
+        except OSError as exc:
+            raise OSError(exc.errno, f"linux.sysctl.{key}: {exc.strerror}") from None
+
+
+def setup_console(chan: Channel, process: dict[str, Any], own_dev: bool) -> None:
+    """Make a pty in the container's devpts; hand the master to the parent; become its slave."""
+    master, slave = os.openpty()
+    size = process.get("consoleSize")
+    if size:
+        winsize = size["height"].to_bytes(2, "little") + size["width"].to_bytes(2, "little")
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, winsize + bytes(4))
+    if own_dev:
+        console = "/dev/console"
+        if not os.path.lexists(console):
+            os.close(os.open(console, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+        mount(os.ttyname(slave), console, None, MS_BIND)
+    chan.send("console", fds=[master])
+    chan.expect("ack")
+    os.close(master)
+    os.setsid()
+    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    if slave > 2:
+        os.close(slave)
+
+
+def _report(ctx: InitContext, exc: BaseException) -> None:
+    msg = describe(exc)
+    try:
+        ctx.chan.send("error", msg=msg)
+    except OSError:
+        os.write(2, f"sampan-runtime: {msg}\n".encode(errors="replace"))

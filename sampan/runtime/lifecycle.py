@@ -1,0 +1,367 @@
+"""The lifecycle verbs: create, start, run, kill, delete (the OCI runtime spec's operations).
+
+Each verb loads the state, checks that the transition is allowed, acts and
+persists.  A failed ``create`` removes everything it made (cgroup, state
+directory, processes) before it reports the error.
+"""
+
+from __future__ import annotations
+
+import os
+
+from sampan.errors import Conflict, InvalidArgument, NotFound
+from sampan.oci.runtime_config import load_config
+from sampan.runtime import cgroup as cgroup_glue
+from sampan.runtime.namespaces import NamespacePlan
+from sampan.runtime.state import ContainerState, proc_start_time, rfc3339_now
+from sampan.runtime.sync import Channel, ChildFailed
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from sampan.cgroups import Cgroup
+
+
+class CreateOptions:
+    """What ``create``/``run`` were asked for besides the id and the bundle."""
+
+    __slots__ = ("console_socket", "no_new_keyring", "no_pivot", "pid_file", "preserve_fds")
+
+    def __init__(
+        self,
+        pid_file: str | None = None,
+        console_socket: str | None = None,
+        no_pivot: bool = False,
+        no_new_keyring: bool = False,
+        preserve_fds: int = 0,
+    ) -> None:
+        self.pid_file = pid_file
+        self.console_socket = console_socket
+        self.no_pivot = no_pivot
+        self.no_new_keyring = no_new_keyring
+        self.preserve_fds = preserve_fds
+
+
+class Created:
+    """The outcome of create: the state, and the pty master if ``run`` keeps it."""
+
+    __slots__ = ("console_fd", "state")
+
+    def __init__(self, state: ContainerState, console_fd: int | None) -> None:
+        self.state = state
+        self.console_fd = console_fd
+
+
+def create(
+    root: str, cid: str, bundle: str, opts: CreateOptions, keep_console: bool = False
+) -> Created:
+    """Create container CID from BUNDLE: its init waits for ``start``."""
+    bundle = os.path.abspath(bundle)
+    config = load_config(bundle)
+    process = config.get("process")
+    if not process:
+        raise InvalidArgument("config.json: process: required to create a container")
+    rootfs = config["root"]["path"]
+    if not rootfs.startswith("/"):
+        rootfs = f"{bundle}/{rootfs}"
+    rootfs = os.path.realpath(rootfs)
+    if not os.path.isdir(rootfs):
+        raise NotFound(f"config.json: root.path: rootfs {rootfs} does not exist")
+    linux = config.get("linux", {})
+    plan = NamespacePlan(linux.get("namespaces", []))
+    plan.check_paths()
+    if not plan.new_mount and "mount" not in plan.kinds:
+        raise InvalidArgument("config.json: linux.namespaces: a mount namespace is required")
+    terminal = bool(process.get("terminal"))
+    if terminal and not opts.console_socket and not keep_console:
+        raise InvalidArgument("cannot allocate a tty without --console-socket when detached")
+    if opts.console_socket and not terminal:
+        raise InvalidArgument("--console-socket given, but process.terminal is false")
+    from sampan.runtime.process import check_rlimits
+
+    check_rlimits(process)
+    if linux.get("resources"):
+        from sampan.cgroups import validate_resources
+
+        validate_resources(linux["resources"])
+    seccomp = None
+    if linux.get("seccomp"):
+        from sampan.linux.seccomp import compile_program
+
+        seccomp = compile_program(linux["seccomp"], cache_dir=f"{root}/.seccomp-cache")
+    cg = cgroup_glue.open_for(config, cid)
+    statedir = ContainerState.reserve(root, cid)
+    state = ContainerState(root, cid, {"bundle": bundle, "rootfs": rootfs, "config": config})
+    state.created = rfc3339_now()
+    made_cgroup = False
+    init_pid = 0
+    fifo_fd = -1
+    chan = child_end = None
+    try:
+        fifo = f"{statedir}/exec.fifo"
+        os.mkfifo(fifo, 0o600)
+        fifo_fd = os.open(fifo, os.O_RDWR | os.O_CLOEXEC)
+        cg.create()
+        made_cgroup = True
+        cg.apply(cgroup_glue.effective_resources(config))
+        chan, child_end = Channel.pair()
+        from sampan.runtime.init import InitContext, stage1
+
+        keyring = None if opts.no_new_keyring else f"_ses.{cid}"
+        ctx = InitContext(config, bundle, rootfs, plan, cg, child_end, fifo_fd, seccomp,
+                          opts.no_pivot, opts.preserve_fds, keyring)  # fmt: skip
+        stage_pid = os.fork()
+        if stage_pid == 0:
+            chan.close()
+            stage1(ctx)
+        child_end.close()
+        os.close(fifo_fd)
+        fifo_fd = -1
+        init_pid, console_fd = _handshake(chan, stage_pid, state, config, plan, opts, keep_console)
+        state.pid = init_pid
+        state.start_time = proc_start_time(init_pid) or 0
+        state.save()
+        if opts.pid_file:
+            _write_pid_file(opts.pid_file, init_pid)
+        chan.send("go")
+        chan.close()
+        return Created(state, console_fd)
+    except BaseException:
+        if chan is not None:
+            chan.close()
+        if fifo_fd >= 0:
+            os.close(fifo_fd)
+        if init_pid:
+            _kill_and_reap(init_pid)
+        if made_cgroup:
+            _destroy_cgroup(cg)
+        state.remove()
+        raise
+
+
+def _handshake(
+    chan: Channel,
+    stage_pid: int,
+    state: ContainerState,
+    config: dict[str, Any],
+    plan: NamespacePlan,
+    opts: CreateOptions,
+    keep_console: bool,
+) -> tuple[int, int | None]:
+    """Serve the children's requests until init says ready; return (init pid, console fd)."""
+    init_pid = 0
+    console_fd: int | None = None
+    stage_reaped = False
+    try:
+        while True:
+            msg, fds = chan.recv()
+            if msg is None:
+                raise ChildFailed("container init exited during create")
+            kind = msg["t"]
+            if kind == "error":
+                raise ChildFailed(msg.get("msg", "unknown error"))
+            if kind == "idmap":
+                _write_id_maps(stage_pid, config.get("linux", {}))
+                chan.send("ack")
+            elif kind == "pid":
+                init_pid = msg["pid"]
+                state.pid = init_pid
+                if init_pid != stage_pid:
+                    os.waitpid(stage_pid, 0)
+                    stage_reaped = True
+            elif kind == "hooks":
+                hook_state = state.oci_state("creating")
+                all_hooks = config.get("hooks", {})
+                from sampan.runtime.hooks import run_hooks
+
+                for which in ("prestart", "createRuntime"):
+                    run_hooks(which, all_hooks.get(which, []), hook_state)
+                chan.send("ack", state=hook_state)
+            elif kind == "console":
+                console_fd = fds[0]
+                if not keep_console:
+                    assert opts.console_socket is not None
+                    from sampan.runtime.console import send_console
+
+                    try:
+                        send_console(opts.console_socket, console_fd)
+                    finally:
+                        os.close(console_fd)
+                        console_fd = None
+                chan.send("ack")
+            elif kind == "ready":
+                return init_pid, console_fd
+    except BaseException:
+        if console_fd is not None:
+            os.close(console_fd)
+        if not stage_reaped:
+            if not init_pid or init_pid == stage_pid:
+                _kill_and_reap(stage_pid)
+            else:
+                os.waitpid(stage_pid, 0)
+        raise
+
+
+def _write_id_maps(pid: int, linux: dict[str, Any]) -> None:
+    for key, name in (("uidMappings", "uid_map"), ("gidMappings", "gid_map")):
+        lines = "".join(
+            f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in linux.get(key, [])
+        )
+        if not lines:
+            continue
+        try:
+            with open(f"/proc/{pid}/{name}", "w") as f:
+                f.write(lines)
+        except OSError as exc:
+            raise InvalidArgument(f"config.json: linux.{key}: {exc.strerror}") from None
+
+
+def _write_pid_file(path: str, pid: int) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.rename(tmp, path)
+
+
+def _kill_and_reap(pid: int) -> None:
+    try:
+        os.kill(pid, 9)
+    except ProcessLookupError:
+        return
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        wait_gone(pid)
+
+
+def _destroy_cgroup(cg: Cgroup) -> None:
+    try:
+        cg.kill_all(9)
+    except OSError:
+        pass
+    cg.destroy()
+
+
+def wait_gone(pid: int, timeout: float = 10.0) -> bool:
+    """Wait until PID is gone or a zombie (it need not be our child)."""
+    import select
+
+    from sampan.linux.syscalls import pidfd_open
+
+    try:
+        fd = pidfd_open(pid)
+    except OSError:
+        return True
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(int(timeout * 1000)))
+    finally:
+        os.close(fd)
+
+
+# -- start ------------------------------------------------------------------------------
+
+
+def start(root: str, cid: str) -> ContainerState:
+    """Let the created container's init exec the user's program."""
+    state = ContainerState.load(root, cid)
+    status = state.status(frozen=False)
+    if status != "created":
+        raise Conflict(f"cannot start container {cid!r}: it is {status}, not created")
+    from sampan import _json
+
+    payload = _json.dumps(state.oci_state("running")).encode()
+    try:
+        fd = os.open(f"{state.dir}/exec.fifo", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise Conflict(f"cannot start container {cid!r}: its init is gone ({exc.strerror})")
+    try:
+        os.set_blocking(fd, True)
+        os.write(fd, len(payload).to_bytes(4, "little") + payload)
+    finally:
+        os.close(fd)
+    state.started = True
+    state.save()
+    try:
+        os.unlink(f"{state.dir}/exec.fifo")
+    except FileNotFoundError:
+        pass
+    poststart = state.config.get("hooks", {}).get("poststart", [])
+    if poststart:
+        from sampan.runtime.hooks import HookFailed, run_hooks
+
+        try:
+            run_hooks("poststart", poststart, state.oci_state("running"))
+        except HookFailed as exc:
+            from sampan.runtime.log import warn
+
+            warn(str(exc))
+    return state
+
+
+# -- kill and delete ----------------------------------------------------------------------
+
+
+def kill(root: str, cid: str, sig: int, all_processes: bool = False) -> None:
+    state = ContainerState.load(root, cid)
+    if state.status(frozen=False) == "stopped":
+        raise Conflict(f"container {cid!r} is not running")
+    if all_processes:
+        cgroup_glue.container_cgroup(state).kill_all(sig)
+        return
+    try:
+        os.kill(state.pid, sig)
+    except ProcessLookupError:
+        raise Conflict(f"container {cid!r} is not running") from None
+
+
+def delete(root: str, cid: str, force: bool = False) -> None:
+    """Remove a stopped container (or, with FORCE, kill it first); run poststop hooks."""
+    try:
+        state = ContainerState.load(root, cid)
+    except NotFound:
+        if force:
+            return
+        raise
+    status = state.status()
+    cg = cgroup_glue.container_cgroup(state)
+    if status in ("running", "paused"):
+        if not force:
+            raise Conflict(f"cannot delete container {cid!r} that is not stopped: {status}")
+        if status == "paused":
+            cg.thaw()
+    if status != "stopped":
+        try:
+            cg.kill_all(9)
+        except OSError:
+            pass
+        try:
+            os.kill(state.pid, 9)
+        except ProcessLookupError:
+            pass
+        wait_gone(state.pid)
+    elif not _namespace_owned(state):
+        # Without a pid namespace, descendants outlive init: stop them too.
+        try:
+            cg.kill_all(9)
+        except OSError:
+            pass
+    cg.destroy()
+    state.remove()
+    poststop = state.config.get("hooks", {}).get("poststop", [])
+    if poststop:
+        from sampan.runtime.hooks import HookFailed, run_hooks
+
+        try:
+            run_hooks("poststop", poststop, state.oci_state("stopped"))
+        except HookFailed as exc:
+            from sampan.runtime.log import warn
+
+            warn(str(exc))
+
+
+def _namespace_owned(state: ContainerState) -> bool:
+    namespaces = state.config.get("linux", {}).get("namespaces", [])
+    return any(ns["type"] == "pid" and not ns.get("path") for ns in namespaces)

@@ -1,0 +1,94 @@
+"""Which namespaces a container makes, which it joins, and how to enter them."""
+
+from __future__ import annotations
+
+import os
+
+from sampan.errors import InvalidArgument, NotFound
+from sampan.linux.constants import CLONE_NEWNS, CLONE_NEWUSER, NAMESPACES
+from sampan.linux.syscalls import setns
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+# setns order: the user namespace first (it grants the rights to join the
+# others), the mount namespace last (it changes which paths the rest resolve).
+JOIN_ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount")
+
+
+class NamespacePlan:
+    """The namespaces section of config.json, sorted into new and joined."""
+
+    __slots__ = ("join", "kinds", "new_flags")
+
+    def __init__(self, namespaces: list[dict[str, Any]]) -> None:
+        self.new_flags = 0
+        self.join: list[tuple[str, str]] = []
+        self.kinds = {ns["type"] for ns in namespaces}
+        for ns in namespaces:
+            if ns.get("path"):
+                self.join.append((ns["type"], ns["path"]))
+            else:
+                self.new_flags |= NAMESPACES[ns["type"]][0]
+        self.join.sort(key=lambda item: JOIN_ORDER.index(item[0]))
+
+    @property
+    def new_user(self) -> bool:
+        return bool(self.new_flags & CLONE_NEWUSER)
+
+    @property
+    def new_mount(self) -> bool:
+        return bool(self.new_flags & CLONE_NEWNS)
+
+    @property
+    def in_userns(self) -> bool:
+        return "user" in self.kinds
+
+    def check_paths(self) -> None:
+        """Before anything is made: every namespace to join must exist and be of its type."""
+        for kind, path in self.join:
+            try:
+                target = os.readlink(path) if os.path.islink(path) else None
+                st = os.stat(path)
+            except FileNotFoundError:
+                raise NotFound(f"config.json: linux.namespaces: {kind} path {path} does not exist")
+            except OSError as exc:
+                raise InvalidArgument(f"linux.namespaces: {kind} path {path}: {exc.strerror}")
+            proc_name = NAMESPACES[kind][1]
+            if target is not None and not target.startswith(f"{proc_name}:["):
+                raise InvalidArgument(
+                    f"config.json: linux.namespaces: {path} is a {target.split(':')[0]}"
+                    f" namespace, not {kind}"
+                )
+            del st
+
+
+def enter(join: list[tuple[str, str]]) -> None:
+    """setns into each (type, path), in JOIN_ORDER; all paths are opened first."""
+    fds = []
+    try:
+        for kind, path in join:
+            fds.append((kind, path, os.open(path, os.O_RDONLY | os.O_CLOEXEC)))
+        for kind, path, fd in fds:
+            setns(fd, NAMESPACES[kind][0], path)
+    finally:
+        for _, _, fd in fds:
+            os.close(fd)
+
+
+def of_process(pid: int, kinds: set[str]) -> list[tuple[str, str]]:
+    """The namespaces of process PID (of the given types) that differ from ours, to join."""
+    out = []
+    for kind in JOIN_ORDER:
+        if kind not in kinds:
+            continue
+        name = NAMESPACES[kind][1]
+        theirs = f"/proc/{pid}/ns/{name}"
+        try:
+            if os.stat(theirs).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
+                continue
+        except FileNotFoundError:
+            continue
+        out.append((kind, theirs))
+    return out

@@ -1,0 +1,149 @@
+"""The last steps before the user's program runs, shared by init and exec.
+
+Order matters, and is runc's:
+
+    rlimits, oom_score_adj            (while still privileged)
+    seccomp, when noNewPrivileges is off (loading it then needs CAP_SYS_ADMIN)
+    keepcaps; setgroups/setresgid/setresuid; clear keepcaps
+    bounding set, capset, ambient     (sampan.linux.caps.apply_process_caps)
+    umask, chdir(cwd)
+    no_new_privs; seccomp when noNewPrivileges is on (nothing runs after it)
+    close every fd above the preserved ones; execve
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+
+from sampan.errors import InvalidArgument, NotFound
+from sampan.linux import caps
+from sampan.linux.constants import RLIMITS
+from sampan.linux.seccomp import load_bpf
+from sampan.linux.syscalls import close_range, set_keepcaps, set_no_new_privs
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
+
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+CAP_SYS_RESOURCE = 24
+
+
+def has_cap(bit: int) -> bool:
+    with open("/proc/self/status", "rb") as f:
+        for line in f:
+            if line.startswith(b"CapEff:"):
+                return bool(int(line.split()[1], 16) >> bit & 1)
+    return False
+
+
+def check_rlimits(process: dict[str, Any], field: str = "process") -> None:
+    """Refuse, before anything is made, an rlimit this runtime cannot set.
+
+    Raising a hard limit above the current one needs CAP_SYS_RESOURCE, which
+    some hosts (these machines among them) do not give even to root.
+    """
+    privileged: bool | None = None
+    for i, rl in enumerate(process.get("rlimits", [])):
+        _soft_now, hard_now = resource.getrlimit(RLIMITS[rl["type"]])
+        if hard_now == resource.RLIM_INFINITY or rl["hard"] <= hard_now:
+            continue
+        if privileged is None:
+            privileged = has_cap(CAP_SYS_RESOURCE)
+        if not privileged:
+            raise InvalidArgument(
+                f"config.json: {field}.rlimits[{i}]: {rl['type']} hard limit {rl['hard']} is"
+                f" above this host's {hard_now}, and raising it needs CAP_SYS_RESOURCE"
+            )
+
+
+def apply_rlimits(process: dict[str, Any]) -> None:
+    for rl in process.get("rlimits", []):
+        resource.setrlimit(RLIMITS[rl["type"]], (rl["soft"], rl["hard"]))
+
+
+def apply_oom_score_adj(process: dict[str, Any]) -> None:
+    if "oomScoreAdj" in process:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(process["oomScoreAdj"]))
+
+
+def environment(process: dict[str, Any]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for item in process.get("env", []):
+        key, _, value = item.partition("=")
+        env[key] = value
+    if "HOME" not in env:
+        env["HOME"] = _home_of(process.get("user", {}).get("uid", 0))
+    return env
+
+
+def _home_of(uid: int) -> str:
+    try:
+        with open("/etc/passwd", "rb") as f:
+            for line in f:
+                parts = line.decode(errors="replace").rstrip("\n").split(":")
+                if len(parts) >= 6 and parts[2] == str(uid):
+                    return parts[5] or "/"
+    except OSError:
+        pass
+    return "/"
+
+
+def lookup_executable(arg0: str, env: dict[str, str], cwd: str) -> str:
+    """Resolve ARG0 as execvp would, in the current root; NotFound if it is not there."""
+    if "/" in arg0:
+        path = arg0 if arg0.startswith("/") else os.path.join(cwd, arg0)
+        if not os.path.exists(path):
+            raise NotFound(f'exec: "{arg0}": no such file or directory')
+        if os.path.isdir(path) or not os.access(path, os.X_OK):
+            raise InvalidArgument(f'exec: "{arg0}": permission denied')
+        return path
+    for d in env.get("PATH", DEFAULT_PATH).split(":"):
+        path = os.path.join(d or ".", arg0)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    raise NotFound(f'exec: "{arg0}": executable file not found in $PATH')
+
+
+def switch_user(process: dict[str, Any], in_userns: bool) -> None:
+    user = process.get("user", {})
+    uid, gid = user.get("uid", 0), user.get("gid", 0)
+    groups = user.get("additionalGids", [])
+    try:
+        os.setgroups(groups)
+    except PermissionError:
+        # A user namespace whose setgroups is "deny" refuses even the empty list.
+        if groups or not in_userns:
+            raise
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+
+
+def finalize_and_exec(
+    process: dict[str, Any],
+    path: str,
+    env: dict[str, str],
+    seccomp: tuple[bytes, int] | None,
+    preserve_fds: int = 0,
+    in_userns: bool = False,
+) -> NoReturn:
+    """Become the user's process: never returns (raises if a step fails)."""
+    nnp = bool(process.get("noNewPrivileges"))
+    if seccomp is not None and not nnp:
+        load_bpf(*seccomp)
+    set_keepcaps(True)
+    switch_user(process, in_userns)
+    set_keepcaps(False)
+    ignored = caps.apply_process_caps(process.get("capabilities"))
+    del ignored  # unknown or unavailable on this host: skipped, as runc does
+    os.umask(process.get("user", {}).get("umask", 0o022))
+    os.chdir(process.get("cwd", "/"))
+    if nnp:
+        set_no_new_privs()
+    close_range(3 + preserve_fds)
+    if seccomp is not None and nnp:
+        load_bpf(*seccomp)
+    os.execve(path, process["args"], env)

@@ -1,0 +1,389 @@
+"""The container's filesystem: mounts, devices, pivot_root, masked paths.
+
+Runs inside the container's new mount namespace, in the init process,
+before the user's program.  Two halves: ``prepare`` (before pivot_root,
+host paths still visible) and ``finish`` (after it, inside the new root).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from sampan.errors import InvalidArgument
+from sampan.linux import constants as C
+from sampan.linux.errors import SyscallError
+from sampan.linux.syscalls import mount, pivot_root, umount
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+# (path, major, minor): the nodes every container gets, mode 0666, as runc makes them.
+DEFAULT_DEVICES = (
+    ("/dev/null", 1, 3),
+    ("/dev/zero", 1, 5),
+    ("/dev/full", 1, 7),
+    ("/dev/random", 1, 8),
+    ("/dev/urandom", 1, 9),
+    ("/dev/tty", 5, 0),
+)
+DEFAULT_SYMLINKS = (
+    ("/proc/self/fd", "/dev/fd"),
+    ("/proc/self/fd/0", "/dev/stdin"),
+    ("/proc/self/fd/1", "/dev/stdout"),
+    ("/proc/self/fd/2", "/dev/stderr"),
+)
+# The cgroup rules that make DEFAULT_DEVICES (and ptys, tun) usable: (type, major, minor, access).
+DEFAULT_DEVICE_RULES = (
+    ("c", None, None, "m"),
+    ("b", None, None, "m"),
+    ("c", 1, 3, "rwm"),
+    ("c", 1, 5, "rwm"),
+    ("c", 1, 7, "rwm"),
+    ("c", 1, 8, "rwm"),
+    ("c", 1, 9, "rwm"),
+    ("c", 5, 0, "rwm"),
+    ("c", 5, 1, "rwm"),
+    ("c", 5, 2, "rwm"),
+    ("c", 136, None, "rwm"),
+    ("c", 10, 200, "rwm"),
+)
+# Flags a bind remount must keep (the kernel refuses to clear locked ones in a user ns).
+_ST_KEEP = {2: C.MS_NOSUID, 4: C.MS_NODEV, 8: C.MS_NOEXEC, 1024: C.MS_NOATIME,
+            2048: C.MS_NODIRATIME, 4096: C.MS_RELATIME}  # fmt: skip
+_MAX_SYMLINKS = 255
+
+
+def securejoin(root: str, unsafe: str) -> str:
+    """ROOT + UNSAFE with every symlink resolved as if ROOT were '/': never outside ROOT."""
+    pending = [p for p in unsafe.split("/") if p not in ("", ".")]
+    pending.reverse()
+    done: list[str] = []
+    links = 0
+    while pending:
+        part = pending.pop()
+        if part == "..":
+            if done:
+                done.pop()
+            continue
+        candidate = root + "/" + "/".join([*done, part])
+        try:
+            st = os.lstat(candidate)
+        except (FileNotFoundError, NotADirectoryError):
+            done.append(part)
+            continue
+        if not stat.S_ISLNK(st.st_mode):
+            done.append(part)
+            continue
+        links += 1
+        if links > _MAX_SYMLINKS:
+            raise SyscallError(40, "resolve", unsafe)  # ELOOP
+        target = os.readlink(candidate)
+        if target.startswith("/"):
+            done = []
+        pending.extend(reversed([p for p in target.split("/") if p not in ("", ".")]))
+    return root + ("/" + "/".join(done) if done else "")
+
+
+def parse_options(options: list[str]) -> tuple[int, int, str]:
+    """Mount options -> (flags, propagation flags, data string for the filesystem)."""
+    flags = 0
+    prop = 0
+    data: list[str] = []
+    for opt in options:
+        known = C.MOUNT_OPTIONS.get(opt)
+        if known is not None:
+            clear, flag = known
+            flags = flags & ~flag if clear else flags | flag
+        elif opt in C.PROPAGATION_OPTIONS:
+            prop |= C.PROPAGATION_OPTIONS[opt]
+        elif opt not in C.IGNORED_MOUNT_OPTIONS:
+            data.append(opt)
+    return flags, prop, ",".join(data)
+
+
+def _locked_flags(path: str) -> int:
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return 0
+    return sum(flag for bit, flag in _ST_KEEP.items() if st.f_flag & bit)
+
+
+def _mkdirs(path: str) -> None:
+    try:
+        os.makedirs(path, 0o755, exist_ok=True)
+    except FileExistsError:
+        pass
+
+
+def _make_target(path: str, as_dir: bool) -> None:
+    if as_dir:
+        _mkdirs(path)
+        return
+    _mkdirs(os.path.dirname(path))
+    if not os.path.lexists(path):
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
+
+
+class RootfsBuilder:
+    """Build the container's root under ROOTFS from the validated config."""
+
+    def __init__(self, config: dict[str, Any], bundle: str, rootfs: str, in_userns: bool) -> None:
+        self.config = config
+        self.linux: dict[str, Any] = config.get("linux", {})
+        self.bundle = bundle
+        self.rootfs = rootfs
+        self.in_userns = in_userns
+        self.readonly_later: list[tuple[str, int]] = []
+        self.cgroup_ns = any(ns["type"] == "cgroup" for ns in self.linux.get("namespaces", []))
+
+    # -- before pivot_root ----------------------------------------------------------
+
+    def prepare(self) -> None:
+        prop_name = self.linux.get("rootfsPropagation")
+        prop = C.PROPAGATION_OPTIONS[prop_name] if prop_name else C.MS_SLAVE | C.MS_REC
+        mount(None, "/", None, prop)
+        if prop & C.MS_SHARED:
+            self._make_parent_private()
+        mount(self.rootfs, self.rootfs, None, C.MS_BIND | C.MS_REC)
+        for i, m in enumerate(self.config.get("mounts", [])):
+            try:
+                self._mount(m)
+            except OSError as exc:
+                raise InvalidArgument(
+                    f"mounts[{i}]: cannot mount {m.get('type', 'bind')} {m.get('source', '')!r}"
+                    f" on {m['destination']}: {exc.strerror}"
+                ) from None
+        self._devices()
+
+    def _make_parent_private(self) -> None:
+        best = "/"
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                point = line.split(" ", 5)[4]
+                if (self.rootfs + "/").startswith(point.rstrip("/") + "/") and len(point) > len(
+                    best
+                ):
+                    best = point
+        mount(None, best, None, C.MS_PRIVATE)
+
+    def _mount(self, m: dict[str, Any]) -> None:
+        dest = securejoin(self.rootfs, m["destination"])
+        options = m.get("options", [])
+        flags, prop, data = parse_options(options)
+        kind = m.get("type", "")
+        source = m.get("source", "")
+        if kind == "bind" or flags & C.MS_BIND:
+            self._bind(source, dest, flags, prop)
+            return
+        if kind == "cgroup":
+            self._cgroup(dest, flags)
+        else:
+            _make_target(dest, True)
+            ro_later = kind == "tmpfs" and flags & C.MS_RDONLY
+            try:
+                mount(source, dest, kind, flags & ~C.MS_RDONLY if ro_later else flags, data or None)
+            except SyscallError as exc:
+                if kind not in ("sysfs", "mqueue") or exc.errno != 1:
+                    raise
+                # Without its own network (or ipc) namespace the kernel refuses a new
+                # sysfs (mqueue); bind the host's, as runc does.
+                host = "/sys" if kind == "sysfs" else "/dev/mqueue"
+                self._bind(host, dest, flags | C.MS_BIND | C.MS_REC, 0)
+            if ro_later:
+                self.readonly_later.append((dest, flags))
+        if prop:
+            mount(None, dest, None, prop)
+
+    def _bind(self, source: str, dest: str, flags: int, prop: int) -> None:
+        if not source.startswith("/"):
+            source = f"{self.bundle}/{source}"
+        st = os.stat(source)
+        _make_target(dest, stat.S_ISDIR(st.st_mode))
+        mount(source, dest, None, C.MS_BIND | (flags & C.MS_REC))
+        other = flags & ~(C.MS_BIND | C.MS_REC | C.MS_REMOUNT)
+        if other:
+            remount = C.MS_BIND | C.MS_REMOUNT | other | _locked_flags(dest)
+            mount(None, dest, None, remount)
+        if prop:
+            mount(None, dest, None, prop)
+
+    def _cgroup(self, dest: str, flags: int) -> None:
+        """The container's cgroups at DEST, as runc shows them: its own cgroup is the root."""
+        _make_target(dest, True)
+        v1: list[tuple[str, str, str]] = []  # (mount point, root within hierarchy, options)
+        v2: str | None = None
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                pre, _, post = line.partition(" - ")
+                fields = pre.split(" ")
+                fstype, _src, superopts = post.split(" ", 2)
+                if fstype == "cgroup2" and fields[4] == "/sys/fs/cgroup":
+                    v2 = fields[4]
+                elif fstype == "cgroup":
+                    kept = [
+                        o
+                        for o in superopts.strip().split(",")
+                        if o not in ("rw", "ro") and not o.startswith("release_agent")
+                    ]
+                    v1.append((fields[4], fields[3], ",".join(kept)))
+        own = _own_cgroups()
+        bind_flags = flags & (C.MS_NOSUID | C.MS_NODEV | C.MS_NOEXEC | C.MS_RELATIME)
+        if v2 and not v1:
+            if self.cgroup_ns:
+                mount("cgroup2", dest, "cgroup2", flags)
+            else:
+                mount(v2 + own.get("", "/"), dest, None, C.MS_BIND | C.MS_REC)
+                mount(None, dest, None, C.MS_BIND | C.MS_REMOUNT | flags | _locked_flags(dest))
+            return
+        mount("tmpfs", dest, "tmpfs", bind_flags, "mode=755")
+        for point, _root, opts in v1:
+            name = os.path.basename(point)
+            sub = f"{dest}/{name}"
+            _make_target(sub, True)
+            ctrl = next((o for o in opts.split(",") if o in own), None)
+            if ctrl is None and "name=systemd" in opts:
+                ctrl = "name=systemd"
+            if self.cgroup_ns:
+                mount("cgroup", sub, "cgroup", flags, opts)
+            else:
+                path = own.get(ctrl or "", "/")
+                mount(point + path, sub, None, C.MS_BIND | C.MS_REC)
+                mount(None, sub, None, C.MS_BIND | C.MS_REMOUNT | flags | _locked_flags(sub))
+        unified = next((p for p in _cgroup2_points() if p.startswith("/sys/fs/cgroup/")), None)
+        if unified:
+            sub = f"{dest}/{os.path.basename(unified)}"
+            _make_target(sub, True)
+            mount(unified + own.get("", "/"), sub, None, C.MS_BIND | C.MS_REC)
+            mount(None, sub, None, C.MS_BIND | C.MS_REMOUNT | flags | _locked_flags(sub))
+        if flags & C.MS_RDONLY:
+            self.readonly_later.append((dest, bind_flags | C.MS_RDONLY))
+
+    def _devices(self) -> None:
+        dev = securejoin(self.rootfs, "/dev")
+        _mkdirs(dev)
+        for path, major, minor in DEFAULT_DEVICES:
+            self._node(path, "c", major, minor, 0o666, 0, 0)
+        for d in self.linux.get("devices", []):
+            mode = d.get("fileMode", 0o666)
+            self._node(d["path"], d["type"], d.get("major", 0), d.get("minor", 0), mode,
+                       d.get("uid", 0), d.get("gid", 0))  # fmt: skip
+        for target, link in DEFAULT_SYMLINKS:
+            path = securejoin(self.rootfs, link)
+            if not os.path.lexists(path):
+                os.symlink(target, path)
+        if os.path.exists("/proc/kcore"):
+            path = securejoin(self.rootfs, "/dev/core")
+            if not os.path.lexists(path):
+                os.symlink("/proc/kcore", path)
+        pts = securejoin(self.rootfs, "/dev/pts/ptmx")
+        if os.path.exists(pts):
+            ptmx = securejoin(self.rootfs, "/dev/ptmx")
+            if os.path.lexists(ptmx):
+                os.unlink(ptmx)
+            os.symlink("pts/ptmx", ptmx)
+
+    def _node(self, path: str, kind: str, major: int, minor: int, mode: int, uid: int,
+              gid: int) -> None:  # fmt: skip
+        dest = securejoin(self.rootfs, path)
+        _mkdirs(os.path.dirname(dest))
+        if self.in_userns:
+            # mknod is refused in a user namespace: bind the host's node instead.
+            _make_target(dest, False)
+            mount(path, dest, None, C.MS_BIND)
+            return
+        fmt = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[kind]
+        if os.path.lexists(dest):
+            st = os.lstat(dest)
+            if (
+                stat.S_IFMT(st.st_mode) == fmt
+                and os.major(st.st_rdev) == major
+                and os.minor(st.st_rdev) == minor
+            ):
+                return
+            os.unlink(dest)
+        os.mknod(dest, fmt | (mode & 0o7777), os.makedev(major, minor) if kind != "p" else 0)
+        os.chmod(dest, mode & 0o7777)
+        os.chown(dest, uid, gid)
+
+    # -- the switch ------------------------------------------------------------------
+
+    def pivot(self, no_pivot: bool) -> None:
+        if no_pivot:
+            os.chdir(self.rootfs)
+            mount(self.rootfs, "/", None, C.MS_MOVE)
+            os.chroot(".")
+            os.chdir("/")
+            return
+        old = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+        new = os.open(self.rootfs, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fchdir(new)
+            pivot_root(".", ".")
+            # The old root is now stacked on top of the new one: detach it.
+            os.fchdir(old)
+            mount(None, ".", None, C.MS_SLAVE | C.MS_REC)
+            umount(".", C.MNT_DETACH)
+            os.chdir("/")
+        finally:
+            os.close(old)
+            os.close(new)
+
+    # -- after pivot_root ------------------------------------------------------------
+
+    def finish(self) -> None:
+        for dest, flags in self.readonly_later:
+            inside = dest[len(self.rootfs) :] or "/"
+            mount(None, inside, None, C.MS_REMOUNT | flags | C.MS_RDONLY)
+        for path in self.linux.get("maskedPaths", []):
+            mask_path(path)
+        for path in self.linux.get("readonlyPaths", []):
+            readonly_path(path)
+        if self.config["root"].get("readonly"):
+            mount(None, "/", None, C.MS_BIND | C.MS_REMOUNT | C.MS_RDONLY | _locked_flags("/"))
+
+
+def _own_cgroups() -> dict[str, str]:
+    """controller -> this process's cgroup path ('' for the v2 tree), from /proc/self/cgroup."""
+    out: dict[str, str] = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, ctrls, path = line.rstrip("\n").split(":", 2)
+            for ctrl in ctrls.split(",") if ctrls else [""]:
+                out[ctrl] = path
+    return out
+
+
+def _cgroup2_points() -> list[str]:
+    points = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            pre, _, post = line.partition(" - ")
+            if post.startswith("cgroup2 "):
+                points.append(pre.split(" ")[4])
+    return points
+
+
+def mask_path(path: str) -> None:
+    """Hide PATH: /dev/null over a file, an empty read-only tmpfs over a directory."""
+    try:
+        mount("/dev/null", path, None, C.MS_BIND)
+    except SyscallError as exc:
+        if exc.errno == 2:  # ENOENT: nothing to hide
+            return
+        if exc.errno != 20:  # ENOTDIR: PATH is a directory
+            raise
+        mount("tmpfs", path, "tmpfs", C.MS_RDONLY)
+
+
+def readonly_path(path: str) -> None:
+    try:
+        mount(path, path, None, C.MS_BIND | C.MS_REC)
+    except SyscallError as exc:
+        if exc.errno == 2:
+            return
+        raise
+    flags = C.MS_BIND | C.MS_REMOUNT | C.MS_RDONLY | C.MS_REC | _locked_flags(path)
+    mount(None, path, None, flags)
