@@ -81,6 +81,9 @@ def _create_options(opts: dict[str, Any]) -> Any:
 def cmd_create(root: str, argv: list[str]) -> int:
     opts, args = parse(CREATE_FLAGS, argv)
     cid = _one_id(args, "create")
+    from sampan.runtime import prewarm
+
+    prewarm.start()
     from sampan.runtime.lifecycle import create
 
     create(root, cid, opts["bundle"] or os.getcwd(), _create_options(opts))
@@ -92,6 +95,9 @@ def cmd_run(root: str, argv: list[str]) -> int:
              Flag("--keep", "bool", "do not delete the container after it exits")]  # fmt: skip
     opts, args = parse(flags, argv)
     cid = _one_id(args, "run")
+    from sampan.runtime import prewarm
+
+    prewarm.start()
     from sampan.runtime.run import run
 
     bundle = opts["bundle"] or os.getcwd()
@@ -227,6 +233,9 @@ def cmd_exec(root: str, argv: list[str]) -> int:
     opts, args = parse(EXEC_FLAGS, argv)
     if not args:
         raise Usage('"exec" requires the container id')
+    from sampan.runtime import prewarm
+
+    prewarm.start()
     from sampan.runtime.exec import exec_process
 
     return exec_process(root, args[0], args[1:], opts)

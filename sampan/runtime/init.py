@@ -2,8 +2,9 @@
 
     runtime (parent)            stage 1 (fork)                 init (fork of stage 1)
     ----------------            --------------                 ----------------------
-    cgroup made, fifo made  ->  join cgroup, dumpable=0
-                                setns (paths), unshare (new)
+    fifo made; fork        ->   dumpable=0, setns (paths),
+    cgroup made, stage 1        unshare (new namespaces)
+    moved into it
     write uid/gid maps     <->  "idmap" (new user ns only)
                                 fork -------------------------> (pid 1 of a new pid ns)
     learns init's pid      <-   "pid"; exit                    rootfs: mounts, devices
@@ -14,6 +15,15 @@
     state.json, pid file   <-                                  "ready"
     create exits           ->                                  "go"; block on exec.fifo
     (start writes the state into exec.fifo)                    startContainer hooks; execve
+
+The parent makes the cgroup and moves stage 1 into it while stage 1 and
+init work on namespaces and mounts: on cgroup v1 the first write to
+cgroup.procs waits for an RCU grace period (~10 ms here), and the two run
+in parallel.  Should stage 1 fork init before it was moved, the parent
+moves init too when it learns its pid.  Init cannot exec before the parent
+says "go", which comes after both.  Only with a new cgroup namespace are
+the cgroup made first and joined by stage 1 itself (the namespace is rooted
+at the cgroup its creator is in).
 
 Every failure in a child is sent to the parent as an ``error`` message
 (the parent then removes what it made) and the child exits.
@@ -100,9 +110,11 @@ class InitContext:
 def stage1(ctx: InitContext) -> NoReturn:
     """Enter the namespaces, then fork the container's init (or become it)."""
     try:
-        ctx.cgroup.add_process(os.getpid())
-        set_dumpable(False)
         plan = ctx.plan
+        if plan.new_cgroup:
+            # The cgroup namespace is rooted where we stand when it is made.
+            ctx.cgroup.add_process(os.getpid())
+        set_dumpable(False)
         namespaces.enter(plan.join)
         if plan.new_flags:
             unshare(plan.new_flags)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from sampan.errors import InvalidArgument, NotFound
-from sampan.linux.constants import CLONE_NEWNS, CLONE_NEWUSER, NAMESPACES
+from sampan.linux.constants import CLONE_NEWCGROUP, CLONE_NEWNS, CLONE_NEWUSER, NAMESPACES
 from sampan.linux.syscalls import setns
 
 TYPE_CHECKING = False
@@ -36,6 +36,10 @@ class NamespacePlan:
     @property
     def new_user(self) -> bool:
         return bool(self.new_flags & CLONE_NEWUSER)
+
+    @property
+    def new_cgroup(self) -> bool:
+        return bool(self.new_flags & CLONE_NEWCGROUP)
 
     @property
     def new_mount(self) -> bool:
