@@ -12,10 +12,18 @@ from __future__ import annotations
 
 import os
 
-from sampan.errors import Conflict, InvalidArgument
+from sampan.errors import Conflict, InvalidArgument, describe
 from sampan.linux.syscalls import set_child_subreaper, set_dumpable
 from sampan.runtime import cgroup as cgroup_glue
 from sampan.runtime import namespaces
+from sampan.runtime.init import setup_console
+from sampan.runtime.process import (
+    apply_oom_score_adj,
+    apply_rlimits,
+    environment,
+    finalize_and_exec,
+    lookup_executable,
+)
 from sampan.runtime.state import ContainerState
 from sampan.runtime.sync import Channel, ChildFailed
 
@@ -186,8 +194,6 @@ def _stage1(
             _exec_child(chan, process, seccomp, preserve_fds, in_userns)
         chan.send("pid", pid=child)
     except BaseException as exc:
-        from sampan.errors import describe
-
         chan.send("error", msg=describe(exc))
         os._exit(1)
     os._exit(0)
@@ -200,16 +206,6 @@ def _exec_child(
     preserve_fds: int,
     in_userns: bool,
 ) -> NoReturn:
-    from sampan.errors import describe
-    from sampan.runtime.init import setup_console
-    from sampan.runtime.process import (
-        apply_oom_score_adj,
-        apply_rlimits,
-        environment,
-        finalize_and_exec,
-        lookup_executable,
-    )
-
     try:
         if process.get("terminal"):
             setup_console(chan, process, own_dev=False)
