@@ -316,6 +316,12 @@ def v2(system: System, path: str) -> dict[str, Any]:
     out["blkio"]["ioServiceBytesRecursive"] = served
     out["blkio"]["ioServicedRecursive"] = ios
 
+    v2_hugetlb(system, path, out)
+    return out
+
+
+def v2_hugetlb(system: System, path: str, out: dict[str, Any]) -> None:
+    r = _Reader(system, path)
     for name in r.names():
         if name.startswith("hugetlb.") and name.endswith(".current") and ".rsvd." not in name:
             size = name[len("hugetlb.") : -len(".current")]
@@ -324,4 +330,3 @@ def v2(system: System, path: str) -> dict[str, Any]:
                 "max": 0,
                 "failcnt": r.kv(f"hugetlb.{size}.events").get("max", 0),
             }
-    return out

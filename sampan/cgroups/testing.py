@@ -239,6 +239,12 @@ class FakeKernel(System):
                 enabled.append(ctrl)
             elif word[0] == "-" and ctrl in enabled:
                 enabled.remove(ctrl)
+        for child in self.subdirs(directory):  # the children see the change at once
+            self._set(f"{directory}/{child}/cgroup.controllers", " ".join(enabled) + "\n")
+            for ctrl in enabled:
+                for name, text in V2_FILES.get(ctrl, {}).items():
+                    if not os.path.exists(f"{directory}/{child}/{name}"):
+                        self._set(f"{directory}/{child}/{name}", text)
         return " ".join(enabled) + "\n"
 
 
@@ -250,9 +256,12 @@ def _write_files(directory: str, files: dict[str, str]) -> None:
 
 
 def v1_host(
-    tmp: object, controllers: Iterable[str] | None = None
+    tmp: object, controllers: Iterable[str] | None = None, unified: Iterable[str] = ()
 ) -> tuple[FakeKernel, dict[str, str]]:
-    """A hybrid host under TMP: v1 hierarchies (default: this machine's) and cgroup2 at unified."""
+    """A hybrid host under TMP: v1 hierarchies (default: this machine's) and cgroup2 at unified.
+
+    UNIFIED lists the controllers the cgroup2 tree offers (this machine's: hugetlb).
+    """
     base = str(tmp)
     if controllers is None:
         controllers = (
@@ -274,9 +283,9 @@ def v1_host(
             root_files.update({"cpuset.cpus": "0-1\n", "cpuset.mems": "0\n"})
         _write_files(mount, root_files)
         mounts[ctrl] = mount
-    unified = f"{base}/unified"
-    _write_files(unified, dict(V2_CORE, **{"cgroup.controllers": "\n"}))
-    mounts[""] = unified
+    tree = f"{base}/unified"
+    _write_files(tree, dict(V2_CORE, **{"cgroup.controllers": " ".join(unified) + "\n"}))
+    mounts[""] = tree
     return FakeKernel(mounts), mounts
 
 

@@ -16,7 +16,10 @@ pids.limit                             pids.max (<0: max; 0: 1, as runc)
 blockIO.weight / leafWeight            blkio.weight (or blkio.bfq.weight), blkio.leaf_weight
 blockIO.weightDevice                   blkio[.bfq].weight_device, blkio.leaf_weight_device
 blockIO.throttle*Device                blkio.throttle.{read,write}_{bps,iops}_device
-hugepageLimits                         hugetlb.<size>.limit_in_bytes (+ .rsvd. if present)
+hugepageLimits                         hugetlb.<size>.limit_in_bytes (+ .rsvd. if present);
+                                       on a hybrid host without a v1 hugetlb hierarchy,
+                                       hugetlb.<size>.max in the cgroup2 tree when it
+                                       offers hugetlb (enabled along the path)
 network.classID / priorities           net_cls.classid, net_prio.ifpriomap
 rdma                                   rdma.max
 devices                                devices.deny / devices.allow (runc's transition)
@@ -155,12 +158,8 @@ class V1Cgroup(Cgroup):
             self._set(f"{_R}.pids.limit", "pids", "pids.max", value)
         if needs_blkio(section(resources, "blockIO")):
             self._blkio(section(resources, "blockIO"))
-        for i, page in enumerate(resources.get("hugepageLimits") or ()):
-            field, size = f"{_R}.hugepageLimits[{i}]", page["pageSize"]
-            self._set(field, "hugetlb", f"hugetlb.{size}.limit_in_bytes", str(page["limit"]))
-            rsvd = f"{self.paths['hugetlb']}/hugetlb.{size}.rsvd.limit_in_bytes"
-            if self.sys.exists(rsvd):
-                write_field(self.sys, field, rsvd, str(page["limit"]))
+        if resources.get("hugepageLimits"):
+            self._hugetlb(resources["hugepageLimits"])
         net = section(resources, "network")
         if net.get("classID") is not None:
             self._set(f"{_R}.network.classID", "net_cls", "net_cls.classid", str(net["classID"]))
@@ -190,7 +189,37 @@ class V1Cgroup(Cgroup):
             ("net_prio", "network", "priorities" if net.get("priorities") else None),
             ("rdma", "rdma", "" if resources.get("rdma") else None),
         ]
-        return [(ctrl, _field(part, key)) for ctrl, part, key in wanted if key is not None]
+        needed = [(ctrl, _field(part, key)) for ctrl, part, key in wanted if key is not None]
+        if "hugetlb" not in self.paths and self._unified_hugetlb():
+            needed = [(ctrl, field) for ctrl, field in needed if ctrl != "hugetlb"]
+        return needed
+
+    def _unified_hugetlb(self) -> bool:
+        """Whether the hybrid cgroup2 tree offers hugetlb (it is not a v1 hierarchy here)."""
+        mount = self.mounts.get("")
+        if mount is None:
+            return False
+        offered = read_optional(self.sys, f"{mount}/cgroup.controllers") or ""
+        return "hugetlb" in offered.split()
+
+    def _hugetlb(self, limits: list[Any]) -> None:
+        if "hugetlb" in self.paths:
+            directory, suffix = self.paths["hugetlb"], "limit_in_bytes"
+        else:
+            directory, suffix = self.paths[""], "max"
+            current = self.mounts[""].rstrip("/")
+            for part in directory[len(current) :].strip("/").split("/"):
+                enabled = read_optional(self.sys, f"{current}/cgroup.subtree_control") or ""
+                if "hugetlb" not in enabled.split():
+                    field = f"{_R}.hugepageLimits"
+                    write_field(self.sys, field, f"{current}/cgroup.subtree_control", "+hugetlb")
+                current = f"{current}/{part}"
+        for i, page in enumerate(limits):
+            field, size, value = f"{_R}.hugepageLimits[{i}]", page["pageSize"], str(page["limit"])
+            write_field(self.sys, field, f"{directory}/hugetlb.{size}.{suffix}", value)
+            rsvd = f"{directory}/hugetlb.{size}.rsvd.{suffix}"
+            if self.sys.exists(rsvd):
+                write_field(self.sys, field, rsvd, value)
 
     def _set(self, field: str, ctrl: str, name: str, value: str) -> None:
         write_field(self.sys, field, f"{self.paths[ctrl]}/{name}", value)
@@ -402,7 +431,10 @@ class V1Cgroup(Cgroup):
         _stats.v1_memory(self.sys, get("memory"), out)
         _stats.v1_pids(self.sys, get("pids"), out)
         _stats.v1_blkio(self.sys, get("blkio"), out)
-        _stats.v1_hugetlb(self.sys, get("hugetlb"), out)
+        if "hugetlb" in self.paths:
+            _stats.v1_hugetlb(self.sys, get("hugetlb"), out)
+        elif "" in self.paths:
+            _stats.v2_hugetlb(self.sys, self.paths[""], out)
         return out
 
 

@@ -138,32 +138,42 @@ def _cleanup(cg, parents: list[str]) -> None:
     assert not left, f"cgroups left behind: {left}"
 
 
+@contextlib.contextmanager
+def _subtree_control_restored():
+    """Undo what a test enables in the cgroup2 root's subtree_control (best effort)."""
+    path = f"{CGROUP2}/cgroup.subtree_control" if CGROUP2 else ""
+    before = _read(path).split() if path else []
+    try:
+        yield
+    finally:
+        if path:
+            for ctrl in [c for c in _read(path).split() if c not in before]:
+                with contextlib.suppress(OSError), open(path, "w") as f:
+                    f.write("-" + ctrl)
+
+
 @pytest.fixture
 def v1cg():
     name = f"sampan-it-{uuid.uuid4().hex[:10]}"
     cg = open_cgroup(f"/{name}/c1", "c1")
     assert isinstance(cg, V1Cgroup)
     parents = sorted({p.rsplit("/", 1)[0] for p in cg.paths.values()})
-    try:
-        yield cg
-    finally:
-        _cleanup(cg, parents)
+    with _subtree_control_restored():
+        try:
+            yield cg
+        finally:
+            _cleanup(cg, parents)
 
 
 @pytest.fixture
 def v2cg():
     name = f"sampan-it-{uuid.uuid4().hex[:10]}"
-    root = CGROUP2
-    before = _read(f"{root}/cgroup.subtree_control").split()
-    cg = V2Cgroup(f"/{name}/c1", root=root)
-    try:
-        yield cg
-    finally:
-        _cleanup(cg, [f"{root}/{name}"])
-        added = [c for c in _read(f"{root}/cgroup.subtree_control").split() if c not in before]
-        for ctrl in added:  # best effort: another user of the tree may need it now
-            with contextlib.suppress(OSError), open(f"{root}/cgroup.subtree_control", "w") as f:
-                f.write("-" + ctrl)
+    cg = V2Cgroup(f"/{name}/c1", root=CGROUP2)
+    with _subtree_control_restored():
+        try:
+            yield cg
+        finally:
+            _cleanup(cg, [f"{CGROUP2}/{name}"])
 
 
 # -- cgroup v1 ----------------------------------------------------------------
@@ -262,6 +272,23 @@ def test_v1_refuses_unified_and_bad_input_before_writing(v1cg):
     with pytest.raises(Unsupported, match="unified: needs cgroup v2"):
         cg.apply({"pids": {"limit": 7}, "unified": {"pids.max": "5"}})
     assert _read(cg.paths["pids"] + "/pids.max") == "max"
+
+
+@needs_v1
+def test_v1_hugetlb_limits(v1cg):
+    cg = v1cg
+    cg.create()
+    if "hugetlb" in cg.paths:
+        directory, name = cg.paths["hugetlb"], "hugetlb.2MB.limit_in_bytes"
+    elif "" in cg.paths and "hugetlb" in _read(CGROUP2 + "/cgroup.controllers").split():
+        directory, name = cg.paths[""], "hugetlb.2MB.max"  # hybrid: hugetlb lives in cgroup2
+    else:
+        pytest.skip("no hugetlb controller on this host")
+    if not os.path.exists("/sys/kernel/mm/hugepages/hugepages-2048kB"):
+        pytest.skip("no 2MB huge pages")
+    cg.apply({"hugepageLimits": [{"pageSize": "2MB", "limit": 10 << 21}]})
+    assert _read(f"{directory}/{name}") == str(10 << 21)
+    assert cg.stats()["hugetlb"]["2MB"]["usage"] == 0
 
 
 # -- cgroup v2 ----------------------------------------------------------------

@@ -276,6 +276,29 @@ def test_hugetlb_network_rdma(host):
     ]
 
 
+def test_hugetlb_in_the_cgroup2_tree_of_a_hybrid_host(tmp_path):
+    kernel, mounts = v1_host(tmp_path, ("memory", "freezer"), unified=("hugetlb",))
+    cg = V1Cgroup("/sampan/c1", mounts=mounts, system=kernel)
+    cg.create()
+    kernel.writes.clear()
+    cg.apply({"hugepageLimits": [{"pageSize": "2MB", "limit": 20971520}]})
+    assert kernel.written(f"{tmp_path}/unified") == [
+        ("cgroup.subtree_control", "+hugetlb"),
+        ("sampan/cgroup.subtree_control", "+hugetlb"),
+        ("sampan/c1/hugetlb.2MB.max", "20971520"),
+        ("sampan/c1/hugetlb.2MB.rsvd.max", "20971520"),
+    ]
+    with open(f"{tmp_path}/unified/sampan/c1/hugetlb.2MB.current", "w") as f:
+        f.write("4194304\n")
+    assert cg.stats()["hugetlb"] == {"2MB": {"usage": 4194304, "max": 0, "failcnt": 0}}
+    kernel.writes.clear()
+    cg.apply({"hugepageLimits": [{"pageSize": "2MB", "limit": 2097152}]})  # enabled already
+    assert [p for p, _ in kernel.written(f"{tmp_path}/unified")] == [
+        "sampan/c1/hugetlb.2MB.max",
+        "sampan/c1/hugetlb.2MB.rsvd.max",
+    ]
+
+
 def test_devices_deny_all_then_allow_in_order(host):
     kernel, cg, t = host
     cg.apply(
