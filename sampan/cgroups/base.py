@@ -155,7 +155,10 @@ class Cgroup(abc.ABC):
 
     @abc.abstractmethod
     def frozen(self) -> bool:
-        """True when the cgroup is frozen (waits out a freeze in progress)."""
+        """True when the cgroup is frozen (waits out a freeze in progress).
+
+        A missing cgroup, or a host without a freezer, is not frozen.
+        """
 
     @abc.abstractmethod
     def stats(self) -> dict[str, Any]:
@@ -163,7 +166,12 @@ class Cgroup(abc.ABC):
 
     @abc.abstractmethod
     def kill_all(self, sig: int) -> None:
-        """Send SIG to every process in the cgroup and its children."""
+        """Send SIG to every process in the cgroup and its children.
+
+        SIGKILL uses cgroup.kill where the kernel has it; other signals are
+        sent with the cgroup frozen, so no process escapes by forking (a
+        paused cgroup stays paused).  A missing cgroup has no processes.
+        """
 
     def destroy(self) -> None:
         """Remove the directories (children first); a missing one is fine.

@@ -190,7 +190,8 @@ class V1Cgroup(Cgroup):
             ("rdma", "rdma", "" if resources.get("rdma") else None),
         ]
         needed = [(ctrl, _field(part, key)) for ctrl, part, key in wanted if key is not None]
-        if "hugetlb" not in self.paths and self._unified_hugetlb():
+        wants_hugetlb = any(ctrl == "hugetlb" for ctrl, _ in needed)
+        if wants_hugetlb and "hugetlb" not in self.paths and self._unified_hugetlb():
             needed = [(ctrl, field) for ctrl, field in needed if ctrl != "hugetlb"]
         return needed
 
@@ -380,9 +381,14 @@ class V1Cgroup(Cgroup):
         write_field(self.sys, "freezer", self._freezer(), "THAWED")
 
     def frozen(self) -> bool:
+        if "freezer" not in self.paths:
+            return False  # without a freezer nothing is ever frozen
         state = self._freezer()
         for _ in range(10000):
-            now = self._state(state)
+            text = read_optional(self.sys, state)
+            if text is None:
+                return False  # no cgroup, nothing frozen
+            now = text.strip()
             if now == "FREEZING":
                 self.sys.sleep(0.001)
                 continue
@@ -402,6 +408,8 @@ class V1Cgroup(Cgroup):
         return next(iter(self.paths.values()))
 
     def kill_all(self, sig: int) -> None:
+        if not self.exists():
+            return  # no cgroup, no processes
         unified = self.paths.get("")
         if sig == SIGKILL and unified and self.sys.exists(f"{unified}/cgroup.kill"):
             write_field(self.sys, "kill", f"{unified}/cgroup.kill", "1")

@@ -150,7 +150,10 @@ class V2Cgroup(Cgroup):
 
     def controllers(self) -> list[str]:
         """The controllers this cgroup can use (its cgroup.controllers)."""
-        return read_file(self.sys, f"{self.dir}/cgroup.controllers").split()
+        text = read_optional(self.sys, f"{self.dir}/cgroup.controllers")
+        if text is None:
+            raise NotFound(f"cgroup {self.dir} does not exist")
+        return text.split()
 
     def apply(self, resources: Mapping[str, Any] | None) -> None:
         validate_resources(resources)
@@ -325,11 +328,7 @@ class V2Cgroup(Cgroup):
 
     def frozen(self) -> bool:
         wanted = read_optional(self.sys, f"{self.dir}/cgroup.freeze")
-        if wanted is None:
-            if not self.sys.exists(self.dir):
-                raise NotFound(f"cgroup {self.dir} does not exist")
-            return False
-        if wanted.strip() != "1":
+        if wanted is None or wanted.strip() != "1":  # no cgroup (or no freezer): not frozen
             return False
         delay = 0.0005
         for _ in range(1000):
@@ -347,6 +346,8 @@ class V2Cgroup(Cgroup):
         return self.dir
 
     def kill_all(self, sig: int) -> None:
+        if not self.sys.exists(self.dir):
+            return  # no cgroup, no processes
         if sig == SIGKILL and self.sys.exists(f"{self.dir}/cgroup.kill"):
             self._set("kill", "cgroup.kill", "1")
             return

@@ -492,6 +492,9 @@ def test_missing_cgroup_is_not_found(tmp_path):
         cg.freeze()
     with pytest.raises(NotFound):
         cg.stats()
+    assert not cg.frozen()
+    cg.kill_all(9)  # nothing to kill
+    assert kernel.killed == []
 
 
 def test_no_freezer_is_unsupported(tmp_path):
@@ -503,6 +506,7 @@ def test_no_freezer_is_unsupported(tmp_path):
         Unsupported, match=r"^freezer: the freezer cgroup controller is not mounted$"
     ):
         cg.freeze()
+    assert not cg.frozen()
     cg.add_process(3)
     cg.kill_all(9)  # still signals, one by one
     assert kernel.killed == [(3, 9)]
