@@ -354,6 +354,29 @@ def test_v2_device_filter_is_enforced(v2cg, children):
     second = children(_open_devices)
     cg.add_process(second.pid)
     assert second.go() == b"/dev/zero=ok /dev/null=ok"
+    # allow-all with one exception: the program checks the access bits too
+    cg.apply(
+        {
+            "devices": [
+                {"allow": True, "access": "rwm"},
+                {"allow": False, "type": "c", "major": 1, "minor": 3, "access": "w"},
+            ]
+        }
+    )
+
+    def read_then_write() -> bytes:
+        out = []
+        for flags in (os.O_RDONLY, os.O_WRONLY):
+            try:
+                os.close(os.open("/dev/null", flags))
+                out.append("ok")
+            except OSError as exc:
+                out.append(str(exc.errno))
+        return " ".join(out).encode()
+
+    third = children(read_then_write)
+    cg.add_process(third.pid)
+    assert third.go() == b"ok 1"
 
 
 @needs_v2
