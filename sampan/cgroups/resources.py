@@ -58,10 +58,6 @@ def nonzero(obj: Mapping[str, Any], key: str) -> int | None:
     return value if isinstance(value, int) and value != 0 else None
 
 
-def present(obj: Mapping[str, Any], key: str) -> Any:
-    return obj.get(key)
-
-
 def _first(
     obj: Mapping[str, Any], zero_unset: tuple[str, ...], others: tuple[str, ...]
 ) -> str | None:
