@@ -150,6 +150,8 @@ def container_init(ctx: InitContext) -> NoReturn:
     process: dict[str, Any] = config["process"]
     try:
         builder = RootfsBuilder(config, ctx.bundle, ctx.rootfs, ctx.plan.in_userns)
+        if not ctx.plan.new_cgroup:
+            builder.before_cgroup_mount = lambda: _in_cgroup(chan)
         if ctx.plan.new_mount:
             builder.prepare()
         if config.get("hostname") is not None and "uts" in ctx.plan.kinds:
@@ -190,6 +192,12 @@ def container_init(ctx: InitContext) -> NoReturn:
     except BaseException as exc:
         os.write(2, f"sampan-runtime init: {exc}\n".encode(errors="replace"))
         os._exit(127)
+
+
+def _in_cgroup(chan: Channel) -> None:
+    """Return once the parent has moved us into the container's cgroup."""
+    chan.send("cgroup")
+    chan.expect("ack")
 
 
 def _wait_for_start(fifo_fd: int) -> dict[str, Any]:

@@ -199,6 +199,10 @@ def _handshake(
                 for which in ("prestart", "createRuntime"):
                     run_hooks(which, all_hooks.get(which, []), hook_state)
                 chan.send("ack", state=hook_state)
+            elif kind == "cgroup":
+                # Stage 1 was moved before this loop began, and init (if forked
+                # before that) when its "pid" came: init is in its cgroup now.
+                chan.send("ack")
             elif kind == "console":
                 console_fd = fds[0]
                 if not keep_console:

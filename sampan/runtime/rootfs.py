@@ -17,6 +17,7 @@ from sampan.linux.syscalls import mount, pivot_root, umount
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 # (path, major, minor): the nodes every container gets, mode 0666, as runc makes them.
@@ -138,6 +139,9 @@ class RootfsBuilder:
         self.in_userns = in_userns
         self.readonly_later: list[tuple[str, int]] = []
         self.cgroup_ns = any(ns["type"] == "cgroup" for ns in self.linux.get("namespaces", []))
+        # Called once before a cgroup mount reads /proc/self/cgroup: the runtime may
+        # still be moving this process into the container's cgroup (init.py).
+        self.before_cgroup_mount: Callable[[], None] | None = None
 
     # -- before pivot_root ----------------------------------------------------------
 
@@ -229,6 +233,9 @@ class RootfsBuilder:
                         if o not in ("rw", "ro") and not o.startswith("release_agent")
                     ]
                     v1.append((fields[4], fields[3], ",".join(kept)))
+        if self.before_cgroup_mount is not None:
+            self.before_cgroup_mount()
+            self.before_cgroup_mount = None
         own = _own_cgroups()
         bind_flags = flags & (C.MS_NOSUID | C.MS_NODEV | C.MS_NOEXEC | C.MS_RELATIME)
         if v2 and not v1:

@@ -7,6 +7,7 @@ object per packet, with file descriptors alongside when a message has them:
     {"t": "pid", "pid": N}                  {"t": "ack", "state": {...}}
     {"t": "idmap"}       (writes maps)      {"t": "go"}   (create may finish)
     {"t": "hooks"}       (createRuntime)
+    {"t": "cgroup"}      (acked once the child is in the container's cgroup)
     {"t": "console"} + [pty master fd]
     {"t": "ready"}
     {"t": "error", "msg": "..."}
@@ -29,7 +30,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-MESSAGES = frozenset({"pid", "idmap", "hooks", "console", "ready", "error", "ack", "go"})
+MESSAGES = frozenset({"pid", "idmap", "hooks", "cgroup", "console", "ready", "error", "ack", "go"})
 _MAX = 1 << 20
 
 
