@@ -259,12 +259,8 @@ class RootfsBuilder:
                 path = own.get(ctrl or "", "/")
                 mount(point + path, sub, None, C.MS_BIND | C.MS_REC)
                 mount(None, sub, None, C.MS_BIND | C.MS_REMOUNT | flags | _locked_flags(sub))
-        unified = next((p for p in _cgroup2_points() if p.startswith("/sys/fs/cgroup/")), None)
-        if unified:
-            sub = f"{dest}/{os.path.basename(unified)}"
-            _make_target(sub, True)
-            mount(unified + own.get("", "/"), sub, None, C.MS_BIND | C.MS_REC)
-            mount(None, sub, None, C.MS_BIND | C.MS_REMOUNT | flags | _locked_flags(sub))
+        # The cgroup2 tree of a hybrid host (/sys/fs/cgroup/unified, no controllers)
+        # is not shown, as runc does not show it.
         if flags & C.MS_RDONLY:
             self.readonly_later.append((dest, bind_flags | C.MS_RDONLY))
 
@@ -361,16 +357,6 @@ def _own_cgroups() -> dict[str, str]:
             for ctrl in ctrls.split(",") if ctrls else [""]:
                 out[ctrl] = path
     return out
-
-
-def _cgroup2_points() -> list[str]:
-    points = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            pre, _, post = line.partition(" - ")
-            if post.startswith("cgroup2 "):
-                points.append(pre.split(" ")[4])
-    return points
 
 
 def mask_path(path: str) -> None:
