@@ -99,14 +99,34 @@ def set_dumpable(on: bool) -> None:
     prctl(C.PR_SET_DUMPABLE, int(on))
 
 
+CLOSE_RANGE_CLOEXEC = 4
+
+
 def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
-    """Close (or with CLOSE_RANGE_CLOEXEC=4, mark close-on-exec) fds first..last."""
+    """Close (or with CLOSE_RANGE_CLOEXEC, mark close-on-exec) fds first..last."""
     ret = libc.syscall(_SYS["close_range"], ctypes.c_uint(first), ctypes.c_uint(last), flags)
     if ret == -1:
-        err = ctypes.get_errno()
-        if err not in (38,):  # ENOSYS: kernels before 5.9
-            raise SyscallError(err, "close_range")
-        os.closerange(first, min(last, 65536))
+        raise SyscallError(ctypes.get_errno(), "close_range")
+
+
+def cloexec_from(first: int) -> None:
+    """Mark every fd >= FIRST close-on-exec: close_range, or /proc/self/fd before 5.11."""
+    try:
+        close_range(first, 0xFFFFFFFF, CLOSE_RANGE_CLOEXEC)
+        return
+    except SyscallError as exc:
+        if exc.errno not in (38, 22):  # ENOSYS, or EINVAL for an unknown flag
+            raise
+    import fcntl
+
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd >= first:
+            try:
+                flags = fcntl.fcntl(fd, fcntl.F_GETFD)
+                fcntl.fcntl(fd, fcntl.F_SETFD, flags | fcntl.FD_CLOEXEC)
+            except OSError:
+                pass  # the listing's own fd, already closed
 
 
 def join_session_keyring(name: str | None) -> None:

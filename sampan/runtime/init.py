@@ -149,11 +149,11 @@ def container_init(ctx: InitContext) -> NoReturn:
     config = ctx.config
     process: dict[str, Any] = config["process"]
     try:
-        builder = RootfsBuilder(config, ctx.bundle, ctx.rootfs, ctx.plan.in_userns)
+        own_mount_ns = "mount" in ctx.plan.kinds
+        builder = RootfsBuilder(config, ctx.bundle, ctx.rootfs, ctx.plan.in_userns, own_mount_ns)
         if not ctx.plan.new_cgroup:
             builder.before_cgroup_mount = lambda: _in_cgroup(chan)
-        if ctx.plan.new_mount:
-            builder.prepare()
+        builder.prepare()
         if config.get("hostname") is not None and "uts" in ctx.plan.kinds:
             sethostname(config["hostname"])
         if config.get("domainname") is not None and "uts" in ctx.plan.kinds:
@@ -168,13 +168,11 @@ def container_init(ctx: InitContext) -> NoReturn:
                 chan.send("hooks")
                 state = chan.expect("ack")["state"]
             hooks.run_hooks("createContainer", all_hooks["createContainer"], state)
-        if ctx.plan.new_mount:
-            builder.pivot(ctx.no_pivot)
+        builder.pivot(ctx.no_pivot)
         _sysctl(config.get("linux", {}).get("sysctl", {}))
         if process.get("terminal"):
-            setup_console(chan, process, ctx.plan.new_mount)
-        if ctx.plan.new_mount:
-            builder.finish()
+            setup_console(chan, process, own_mount_ns)
+        builder.finish()
         apply_rlimits(process)
         apply_oom_score_adj(process)
         env = environment(process)

@@ -71,8 +71,6 @@ def create(
     linux = config.get("linux", {})
     plan = NamespacePlan(linux.get("namespaces", []))
     plan.check_paths()
-    if not plan.new_mount and "mount" not in plan.kinds:
-        raise InvalidArgument("config.json: linux.namespaces: a mount namespace is required")
     terminal = bool(process.get("terminal"))
     if terminal and not opts.console_socket and not keep_console:
         raise InvalidArgument("cannot allocate a tty without --console-socket when detached")
@@ -374,6 +372,10 @@ def delete(root: str, cid: str, force: bool = False) -> None:
         except OSError:
             pass
     cg.destroy()
+    if not any(ns["type"] == "mount" for ns in state.config.get("linux", {}).get("namespaces", [])):
+        from sampan.runtime.rootfs import unmount_under
+
+        unmount_under(state.rootfs)
     state.remove()
     poststop = state.config.get("hooks", {}).get("poststop", [])
     if poststop:

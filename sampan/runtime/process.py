@@ -3,12 +3,13 @@
 Order matters, and is runc's:
 
     rlimits, oom_score_adj            (while still privileged)
+    every fd above the preserved ones close-on-exec
     seccomp, when noNewPrivileges is off (loading it then needs CAP_SYS_ADMIN)
     keepcaps; setgroups/setresgid/setresuid; clear keepcaps
     bounding set, capset, ambient     (sampan.linux.caps.apply_process_caps)
     umask, chdir(cwd)
     no_new_privs; seccomp when noNewPrivileges is on (nothing runs after it)
-    close every fd above the preserved ones; execve
+    execve
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sampan.errors import InvalidArgument, NotFound
 from sampan.linux import caps
 from sampan.linux.constants import RLIMITS
 from sampan.linux.seccomp import load_bpf
-from sampan.linux.syscalls import close_range, set_keepcaps, set_no_new_privs
+from sampan.linux.syscalls import cloexec_from, set_keepcaps, set_no_new_privs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -132,6 +133,9 @@ def finalize_and_exec(
 ) -> NoReturn:
     """Become the user's process: never returns (raises if a step fails)."""
     nnp = bool(process.get("noNewPrivileges"))
+    # Every fd but stdio and the preserved ones is closed by execve; ours (the
+    # handshake socket) stay usable until then, to report a failure.
+    cloexec_from(3 + preserve_fds)
     if seccomp is not None and not nnp:
         load_bpf(*seccomp)
     set_keepcaps(True)
@@ -143,7 +147,6 @@ def finalize_and_exec(
     os.chdir(process.get("cwd", "/"))
     if nnp:
         set_no_new_privs()
-    close_range(3 + preserve_fds)
     if seccomp is not None and nnp:
         load_bpf(*seccomp)
     os.execve(path, process["args"], env)

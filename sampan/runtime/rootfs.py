@@ -131,7 +131,15 @@ def _make_target(path: str, as_dir: bool) -> None:
 class RootfsBuilder:
     """Build the container's root under ROOTFS from the validated config."""
 
-    def __init__(self, config: dict[str, Any], bundle: str, rootfs: str, in_userns: bool) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        bundle: str,
+        rootfs: str,
+        in_userns: bool,
+        own_mount_ns: bool = True,
+    ) -> None:
+        self.own_mount_ns = own_mount_ns
         self.config = config
         self.linux: dict[str, Any] = config.get("linux", {})
         self.bundle = bundle
@@ -146,11 +154,14 @@ class RootfsBuilder:
     # -- before pivot_root ----------------------------------------------------------
 
     def prepare(self) -> None:
-        prop_name = self.linux.get("rootfsPropagation")
-        prop = C.PROPAGATION_OPTIONS[prop_name] if prop_name else C.MS_SLAVE | C.MS_REC
-        mount(None, "/", None, prop)
-        if prop & C.MS_SHARED:
-            self._make_parent_private()
+        if self.own_mount_ns:
+            prop_name = self.linux.get("rootfsPropagation")
+            prop = C.PROPAGATION_OPTIONS[prop_name] if prop_name else C.MS_SLAVE | C.MS_REC
+            mount(None, "/", None, prop)
+            if prop & C.MS_SHARED:
+                self._make_parent_private()
+        # Also without a mount namespace: a read-only root then remounts this
+        # bind mount, never the host filesystem below it.
         mount(self.rootfs, self.rootfs, None, C.MS_BIND | C.MS_REC)
         for i, m in enumerate(self.config.get("mounts", [])):
             try:
@@ -314,6 +325,12 @@ class RootfsBuilder:
     # -- the switch ------------------------------------------------------------------
 
     def pivot(self, no_pivot: bool) -> None:
+        if not self.own_mount_ns:
+            # The host's mount namespace: chroot, as runc does; delete unmounts
+            # what was mounted under the rootfs.
+            os.chroot(self.rootfs)
+            os.chdir("/")
+            return
         if no_pivot:
             os.chdir(self.rootfs)
             mount(self.rootfs, "/", None, C.MS_MOVE)
@@ -380,3 +397,19 @@ def readonly_path(path: str) -> None:
         raise
     flags = C.MS_BIND | C.MS_REMOUNT | C.MS_RDONLY | C.MS_REC | _locked_flags(path)
     mount(None, path, None, flags)
+
+
+def unmount_under(rootfs: str) -> None:
+    """Detach every mount at or below ROOTFS, deepest first (containers without a mount ns)."""
+    prefix = rootfs.rstrip("/")
+    points = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            point = line.split(" ", 5)[4].replace("\\040", " ")
+            if point == prefix or point.startswith(prefix + "/"):
+                points.append(point)
+    for point in sorted(set(points), key=len, reverse=True):
+        try:
+            umount(point, C.MNT_DETACH)
+        except SyscallError:
+            pass  # already gone with its parent
