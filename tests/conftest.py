@@ -83,10 +83,10 @@ class Runtime:
         out = stdout or self.scratch / f"call{self._calls}.out"
         err = self.scratch / f"call{self._calls}.err"
         with open(out, "wb") as fo, open(err, "wb") as fe:
+            feed = {"input": stdin.encode()} if stdin is not None else {"stdin": subprocess.DEVNULL}
             proc = subprocess.run(
                 self.argv(*args),
-                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                input=stdin.encode() if stdin is not None else None,
+                **feed,  # type: ignore[arg-type]
                 stdout=fo,
                 stderr=fe,
                 timeout=timeout,
@@ -127,6 +127,30 @@ class Runtime:
     def cleanup(self) -> None:
         for cid in sorted(self.ids()):
             self("delete", "--force", cid)
+
+
+def cgroup_dir(pid: int, controller: str) -> Path:
+    """The host directory of PID's cgroup in a v1 CONTROLLER's hierarchy."""
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, ctrls, path = line.split(":", 2)
+        if controller in ctrls.split(","):
+            return Path(f"/sys/fs/cgroup/{controller}{path}")
+    raise LookupError(f"pid {pid} has no {controller} cgroup")
+
+
+def proc_gone(pid: int, timeout: float = 10.0) -> bool:
+    """Wait until PID no longer runs (gone, or a zombie not yet reaped)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return True
+        if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
 
 
 @pytest.fixture

@@ -167,7 +167,9 @@ def container_init(ctx: InitContext) -> NoReturn:
             if not state:
                 chan.send("hooks")
                 state = chan.expect("ack")["state"]
-            hooks.run_hooks("createContainer", all_hooks["createContainer"], state)
+            # Hooks run in the container's namespaces see the pid as seen there (runc too).
+            inside = {**state, "pid": os.getpid()}
+            hooks.run_hooks("createContainer", all_hooks["createContainer"], inside)
         builder.pivot(ctx.no_pivot)
         _sysctl(config.get("linux", {}).get("sysctl", {}))
         if process.get("terminal"):
@@ -185,7 +187,9 @@ def container_init(ctx: InitContext) -> NoReturn:
         os._exit(1)
     try:
         state = _wait_for_start(ctx.fifo_fd)
-        hooks.run_hooks("startContainer", all_hooks.get("startContainer", []), state)
+        if all_hooks.get("startContainer"):  # before the program runs: still "created"
+            inside = {**state, "status": "created", "pid": os.getpid()}
+            hooks.run_hooks("startContainer", all_hooks["startContainer"], inside)
         finalize_and_exec(process, path, env, ctx.seccomp, ctx.preserve_fds, ctx.plan.in_userns)
     except BaseException as exc:
         os.write(2, f"sampan-runtime init: {exc}\n".encode(errors="replace"))

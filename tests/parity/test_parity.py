@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SAMPAN_RUNTIME, Runtime
+from tests.conftest import SAMPAN_RUNTIME, Runtime, proc_gone
 
 pytestmark = [pytest.mark.root, pytest.mark.parity]
 
@@ -316,18 +316,7 @@ def test_delete_running_needs_force(runtime: Runtime, bundle: Bundle, cid: str) 
     assert runtime.state(cid)["status"] == "running"
     runtime.ok("delete", "--force", cid)
     assert runtime("state", cid).returncode != 0
-    deadline = time.monotonic() + 10
-    while Path(f"/proc/{pid}").exists() and _proc_state(pid) != "Z":
-        assert time.monotonic() < deadline, f"init {pid} survived delete --force"
-        time.sleep(0.05)
-
-
-def _proc_state(pid: int) -> str:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return "gone"
-    return stat.rsplit(")", 1)[1].split()[0]
+    assert proc_gone(pid), f"init {pid} survived delete --force"
 
 
 def test_exec(runtime: Runtime, bundle: Bundle, cid: str) -> None:
