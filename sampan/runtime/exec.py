@@ -99,9 +99,10 @@ def exec_process(root: str, cid: str, args: list[str], opts: dict[str, Any]) -> 
     detach = bool(opts["detach"])
     if terminal and detach and not opts["console_socket"]:
         raise InvalidArgument("cannot allocate a tty without --console-socket when detached")
-    from sampan.runtime.process import check_rlimits
+    from sampan.runtime.process import check_rlimits, check_security_labels
 
     check_rlimits(process)
+    check_security_labels(process)
     linux = state.config.get("linux", {})
     seccomp = None
     if linux.get("seccomp"):

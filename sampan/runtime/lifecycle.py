@@ -76,9 +76,10 @@ def create(
         raise InvalidArgument("cannot allocate a tty without --console-socket when detached")
     if opts.console_socket and not terminal:
         raise InvalidArgument("--console-socket given, but process.terminal is false")
-    from sampan.runtime.process import check_rlimits
+    from sampan.runtime.process import check_rlimits, check_security_labels
 
     check_rlimits(process)
+    check_security_labels(process, linux)
     if linux.get("resources"):
         from sampan.cgroups import validate_resources
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import resource
 
-from sampan.errors import InvalidArgument, NotFound
+from sampan.errors import InvalidArgument, NotFound, Unsupported
 from sampan.linux import caps
 from sampan.linux.constants import RLIMITS
 from sampan.linux.seccomp import load_bpf
@@ -58,6 +58,35 @@ def check_rlimits(process: dict[str, Any], field: str = "process") -> None:
                 f"config.json: {field}.rlimits[{i}]: {rl['type']} hard limit {rl['hard']} is"
                 f" above this host's {hard_now}, and raising it needs CAP_SYS_RESOURCE"
             )
+
+
+def check_security_labels(process: dict[str, Any], linux: dict[str, Any] | None = None) -> None:
+    """AppArmor profiles and SELinux labels: refused loudly on hosts without the LSM.
+
+    sampan does not apply them yet; on a host where the LSM is off, a label
+    could only be ignored, and ignoring a security setting is not an option.
+    """
+    if process.get("apparmorProfile"):
+        raise Unsupported(
+            "config.json: process.apparmorProfile: AppArmor profiles are not supported"
+            " (and AppArmor is not enabled on this host)"
+            if not _lsm_enabled("apparmor")
+            else "config.json: process.apparmorProfile: AppArmor profiles are not supported yet"
+        )
+    for field, value in (
+        ("process.selinuxLabel", process.get("selinuxLabel")),
+        ("linux.mountLabel", (linux or {}).get("mountLabel")),
+    ):
+        if value:
+            raise Unsupported(f"config.json: {field}: SELinux labels are not supported yet")
+
+
+def _lsm_enabled(name: str) -> bool:
+    try:
+        with open("/sys/kernel/security/lsm") as f:
+            return name in f.read().split(",")
+    except OSError:
+        return False
 
 
 def apply_rlimits(process: dict[str, Any]) -> None:
