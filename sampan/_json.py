@@ -63,12 +63,15 @@ def loads(text: str | bytes) -> Any:
     return value
 
 
-_compact = _json.make_encoder(
-    None, None, _json.encode_basestring_ascii, None, ":", ",", False, False, False  # type: ignore[arg-type]
-)
-_spaced = _json.make_encoder(
-    None, None, _json.encode_basestring_ascii, None, ": ", ", ", False, False, False  # type: ignore[arg-type]
-)
+def _encoder(key_separator: str, item_separator: str) -> Any:
+    # (markers, default, encoder, indent, separators, sort_keys, skipkeys, allow_nan)
+    make = _json.make_encoder
+    return make(None, None, _json.encode_basestring_ascii, None,  # type: ignore[arg-type]
+                key_separator, item_separator, False, False, False)  # fmt: skip
+
+
+_compact = _encoder(":", ",")
+_spaced = _encoder(": ", ", ")
 
 
 def dumps(obj: Any, indent: int | None = None, compact: bool = True) -> str:
