@@ -16,7 +16,7 @@ from sampan.errors import Conflict, InvalidArgument, describe
 from sampan.linux.syscalls import set_child_subreaper, set_dumpable
 from sampan.runtime import cgroup as cgroup_glue
 from sampan.runtime import namespaces
-from sampan.runtime.init import setup_console
+from sampan.runtime.init import preload, setup_console
 from sampan.runtime.process import (
     apply_oom_score_adj,
     apply_rlimits,
@@ -114,6 +114,7 @@ def exec_process(root: str, cid: str, args: list[str], opts: dict[str, Any]) -> 
     cg = cgroup_glue.container_cgroup(state)
     if not detach:
         set_child_subreaper(True)
+    preload(state.config, process)
     chan, child_end = Channel.pair()
     stage_pid = os.fork()
     if stage_pid == 0:

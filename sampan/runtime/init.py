@@ -31,9 +31,7 @@ Every failure in a child is sent to the parent as an ``error`` message
 
 from __future__ import annotations
 
-import fcntl
 import os
-import termios
 
 from sampan.errors import describe
 from sampan.linux.constants import MS_BIND
@@ -45,7 +43,7 @@ from sampan.linux.syscalls import (
     sethostname,
     unshare,
 )
-from sampan.runtime import hooks, namespaces
+from sampan.runtime import namespaces
 from sampan.runtime.process import (
     apply_oom_score_adj,
     apply_rlimits,
@@ -105,6 +103,31 @@ class InitContext:
         self.no_pivot = no_pivot
         self.preserve_fds = preserve_fds
         self.keyring = keyring
+
+
+def preload(config: dict[str, Any], process: dict[str, Any]) -> None:
+    """Import, before forking, the optional modules the children will need.
+
+    Once a child has pivoted into the container's root (or setns'd into its
+    mount namespace) Python cannot find module files any more; a module
+    already in sys.modules still imports.  Only what this container uses is
+    loaded, to keep the common start fast.
+    """
+    if process.get("terminal"):
+        import fcntl
+        import termios
+
+        del fcntl, termios
+    if any(config.get("hooks", {}).values()):
+        import sampan.runtime.hooks
+    if process.get("rlimits"):
+        import resource
+
+        del resource
+    if config.get("linux", {}).get("seccomp"):
+        import sampan.linux.seccomp
+
+        del sampan
 
 
 def stage1(ctx: InitContext) -> NoReturn:
@@ -169,7 +192,9 @@ def container_init(ctx: InitContext) -> NoReturn:
                 state = chan.expect("ack")["state"]
             # Hooks run in the container's namespaces see the pid as seen there (runc too).
             inside = {**state, "pid": os.getpid()}
-            hooks.run_hooks("createContainer", all_hooks["createContainer"], inside)
+            from sampan.runtime.hooks import run_hooks
+
+            run_hooks("createContainer", all_hooks["createContainer"], inside)
         builder.pivot(ctx.no_pivot)
         _sysctl(config.get("linux", {}).get("sysctl", {}))
         if process.get("terminal"):
@@ -189,7 +214,9 @@ def container_init(ctx: InitContext) -> NoReturn:
         state = _wait_for_start(ctx.fifo_fd)
         if all_hooks.get("startContainer"):  # before the program runs: still "created"
             inside = {**state, "status": "created", "pid": os.getpid()}
-            hooks.run_hooks("startContainer", all_hooks["startContainer"], inside)
+            from sampan.runtime.hooks import run_hooks
+
+            run_hooks("startContainer", all_hooks["startContainer"], inside)
         finalize_and_exec(process, path, env, ctx.seccomp, ctx.preserve_fds, ctx.plan.in_userns)
     except BaseException as exc:
         os.write(2, f"sampan-runtime init: {exc}\n".encode(errors="replace"))
@@ -234,6 +261,9 @@ def _sysctl(sysctl: dict[str, str]) -> None:
 
 def setup_console(chan: Channel, process: dict[str, Any], own_dev: bool) -> None:
     """Make a pty in the container's devpts; hand the master to the parent; become its slave."""
+    import fcntl  # preloaded (see preload)
+    import termios
+
     master, slave = os.openpty()
     size = process.get("consoleSize")
     if size:

@@ -105,7 +105,9 @@ def create(
             _make_cgroup(cg, config)
             made_cgroup = True
         chan, child_end = Channel.pair()
-        from sampan.runtime.init import InitContext, stage1
+        from sampan.runtime.init import InitContext, preload, stage1
+
+        preload(config, process)
 
         keyring = None if opts.no_new_keyring else f"_ses.{cid}"
         ctx = InitContext(config, bundle, rootfs, plan, cg, child_end, fifo_fd, seccomp,

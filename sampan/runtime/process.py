@@ -15,12 +15,10 @@ Order matters, and is runc's:
 from __future__ import annotations
 
 import os
-import resource
 
 from sampan.errors import InvalidArgument, NotFound, Unsupported
 from sampan.linux import caps
 from sampan.linux.constants import RLIMITS
-from sampan.linux.seccomp import load_bpf
 from sampan.linux.syscalls import cloexec_from, set_keepcaps, set_no_new_privs
 
 TYPE_CHECKING = False
@@ -47,7 +45,11 @@ def check_rlimits(process: dict[str, Any], field: str = "process") -> None:
     some hosts (these machines among them) do not give even to root.
     """
     privileged: bool | None = None
-    for i, rl in enumerate(process.get("rlimits", [])):
+    if not process.get("rlimits"):
+        return
+    import resource
+
+    for i, rl in enumerate(process["rlimits"]):
         _soft_now, hard_now = resource.getrlimit(RLIMITS[rl["type"]])
         if hard_now == resource.RLIM_INFINITY or rl["hard"] <= hard_now:
             continue
@@ -90,7 +92,11 @@ def _lsm_enabled(name: str) -> bool:
 
 
 def apply_rlimits(process: dict[str, Any]) -> None:
-    for rl in process.get("rlimits", []):
+    if not process.get("rlimits"):
+        return
+    import resource  # preloaded by sampan.runtime.init.preload
+
+    for rl in process["rlimits"]:
         resource.setrlimit(RLIMITS[rl["type"]], (rl["soft"], rl["hard"]))
 
 
@@ -152,6 +158,12 @@ def switch_user(process: dict[str, Any], in_userns: bool) -> None:
     os.setresuid(uid, uid, uid)
 
 
+def _load_seccomp(seccomp: tuple[bytes, int]) -> None:
+    from sampan.linux.seccomp import load_bpf  # preloaded by sampan.runtime.init.preload
+
+    load_bpf(*seccomp)
+
+
 def finalize_and_exec(
     process: dict[str, Any],
     path: str,
@@ -166,7 +178,7 @@ def finalize_and_exec(
     # handshake socket) stay usable until then, to report a failure.
     cloexec_from(3 + preserve_fds)
     if seccomp is not None and not nnp:
-        load_bpf(*seccomp)
+        _load_seccomp(seccomp)
     set_keepcaps(True)
     switch_user(process, in_userns)
     set_keepcaps(False)
@@ -177,5 +189,5 @@ def finalize_and_exec(
     if nnp:
         set_no_new_privs()
     if seccomp is not None and nnp:
-        load_bpf(*seccomp)
+        _load_seccomp(seccomp)
     os.execve(path, process["args"], env)
