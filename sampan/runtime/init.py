@@ -84,7 +84,7 @@ class InitContext:
         bundle: str,
         rootfs: str,
         plan: namespaces.NamespacePlan,
-        cgroup: Cgroup,
+        cgroup: Cgroup | None,
         chan: Channel,
         fifo_fd: int,
         seccomp: tuple[bytes, int] | None,
@@ -134,8 +134,9 @@ def stage1(ctx: InitContext) -> NoReturn:
     """Enter the namespaces, then fork the container's init (or become it)."""
     try:
         plan = ctx.plan
-        if plan.new_cgroup:
-            # The cgroup namespace is rooted where we stand when it is made.
+        if ctx.cgroup is not None:
+            # Only with a new cgroup namespace (rooted where we stand when it is
+            # made) does stage 1 join its cgroup itself.
             ctx.cgroup.add_process(os.getpid())
         set_dumpable(False)
         namespaces.enter(plan.join)
@@ -286,8 +287,8 @@ def setup_console(chan: Channel, process: dict[str, Any], own_dev: bool) -> None
 
 
 def _report(ctx: InitContext, exc: BaseException) -> None:
-    msg = describe(exc)
+    """Tell the parent why we fail; if it is gone, it failed first and reports its own error."""
     try:
-        ctx.chan.send("error", msg=msg)
+        ctx.chan.send("error", msg=describe(exc))
     except OSError:
-        os.write(2, f"sampan-runtime: {msg}\n".encode(errors="replace"))
+        pass

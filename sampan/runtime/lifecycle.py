@@ -80,20 +80,15 @@ def create(
 
     check_rlimits(process)
     check_security_labels(process, linux)
-    if linux.get("resources"):
-        from sampan.cgroups import validate_resources
-
-        validate_resources(linux["resources"])
     seccomp = None
     if linux.get("seccomp"):
         from sampan.linux.seccomp import compile_program
 
         seccomp = compile_program(linux["seccomp"], cache_dir=f"{root}/.seccomp-cache")
-    cg = cgroup_glue.open_for(config, cid)
     statedir = ContainerState.reserve(root, cid)
     state = ContainerState(root, cid, {"bundle": bundle, "rootfs": rootfs, "config": config})
     state.created = rfc3339_now()
-    made_cgroup = False
+    cg: Cgroup | None = None
     init_pid = stage_pid = 0
     fifo_fd = -1
     chan = child_end = None
@@ -102,8 +97,7 @@ def create(
         os.mkfifo(fifo, 0o600)
         fifo_fd = os.open(fifo, os.O_RDWR | os.O_CLOEXEC)
         if plan.new_cgroup:  # stage 1 joins the cgroup itself, before unshare
-            _make_cgroup(cg, config)
-            made_cgroup = True
+            cg = _make_cgroup(config, cid)
         chan, child_end = Channel.pair()
         from sampan.runtime.init import InitContext, preload, stage1
 
@@ -119,11 +113,12 @@ def create(
         child_end.close()
         os.close(fifo_fd)
         fifo_fd = -1
-        if not plan.new_cgroup:
-            # Overlaps the cgroup work (~10 ms on v1) with the child's namespace
-            # and mount work; see sampan.runtime.init.
-            _make_cgroup(cg, config)
-            made_cgroup = True
+        if cg is None:
+            # The cgroup work -- validating linux.resources, making the directories,
+            # and the first move (~10 ms on v1) -- overlaps with the child's
+            # namespace and mount work; see sampan.runtime.init.  Should it fail,
+            # the child is killed, and it has made nothing outside itself.
+            cg = _make_cgroup(config, cid)
             cg.add_process(stage_pid)
         init_pid, console_fd = _handshake(
             chan, stage_pid, state, config, plan, cg, opts, keep_console
@@ -144,19 +139,27 @@ def create(
             os.close(fifo_fd)
         for pid in {init_pid, stage_pid} - {0}:
             _kill_and_reap(pid)
-        if made_cgroup:
+        if cg is not None:
             _destroy_cgroup(cg)
         state.remove()
         raise
 
 
-def _make_cgroup(cg: Cgroup, config: dict[str, Any]) -> None:
+def _make_cgroup(config: dict[str, Any], cid: str) -> Cgroup:
+    """Validate linux.resources, then make the cgroup and apply them (nothing left on error)."""
+    resources = config.get("linux", {}).get("resources")
+    if resources:
+        from sampan.cgroups import validate_resources
+
+        validate_resources(resources)
+    cg = cgroup_glue.open_for(config, cid)
     cg.create()
     try:
         cg.apply(cgroup_glue.effective_resources(config))
     except BaseException:
         cg.destroy()
         raise
+    return cg
 
 
 def _handshake(
@@ -292,7 +295,12 @@ def wait_gone(pid: int, timeout: float = 10.0) -> bool:
 
 def start(root: str, cid: str) -> ContainerState:
     """Let the created container's init exec the user's program."""
-    state = ContainerState.load(root, cid)
+    return start_state(ContainerState.load(root, cid))
+
+
+def start_state(state: ContainerState) -> ContainerState:
+    """``start`` for a state already in hand (``run`` has it from ``create``)."""
+    cid = state.id
     status = state.status(frozen=False)
     if status != "created":
         raise Conflict(f"cannot start container {cid!r}: it is {status}, not created")
@@ -351,6 +359,12 @@ def delete(root: str, cid: str, force: bool = False) -> None:
         if force:
             return
         raise
+    delete_state(state, force)
+
+
+def delete_state(state: ContainerState, force: bool = False) -> None:
+    """``delete`` for a state already in hand."""
+    cid = state.id
     status = state.status()
     cg = cgroup_glue.container_cgroup(state)
     if status in ("running", "paused"):

@@ -26,15 +26,14 @@ def run(
     keep: bool = False,
 ) -> int:
     if detach:
-        lifecycle.create(root, cid, bundle, opts)
-        lifecycle.start(root, cid)
+        lifecycle.start_state(lifecycle.create(root, cid, bundle, opts).state)
         return 0
     set_child_subreaper(True)
     created = lifecycle.create(root, cid, bundle, opts, keep_console=not opts.console_socket)
     pid = created.state.pid
     forward_to(pid, FORWARDED)
     try:
-        lifecycle.start(root, cid)
+        lifecycle.start_state(created.state)
         if created.console_fd is not None:
             from sampan.runtime.console import relay
 
@@ -43,7 +42,7 @@ def run(
         status = _wait(pid)
     finally:
         if not keep:
-            lifecycle.delete(root, cid, force=True)
+            lifecycle.delete_state(created.state, force=True)
     return status
 
 
