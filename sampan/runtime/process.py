@@ -50,6 +50,9 @@ def check_rlimits(process: dict[str, Any], field: str = "process") -> None:
     import resource
 
     for i, rl in enumerate(process["rlimits"]):
+        if rl["type"] not in RLIMITS:
+            raise InvalidArgument(f"config.json: {field}.rlimits[{i}].type: unknown rlimit"
+                                  f" {rl['type']!r}")  # fmt: skip
         _soft_now, hard_now = resource.getrlimit(RLIMITS[rl["type"]])
         if hard_now == resource.RLIM_INFINITY or rl["hard"] <= hard_now:
             continue
