@@ -356,10 +356,33 @@ def delete(root: str, cid: str, force: bool = False) -> None:
     try:
         state = ContainerState.load(root, cid)
     except NotFound:
+        _remove_aborted(root, cid)
         if force:
             return
         raise
     delete_state(state, force)
+
+
+def _remove_aborted(root: str, cid: str) -> None:
+    """Remove ROOT/ID of a create killed before it wrote state.json (as runc's delete does).
+
+    Otherwise the id stays taken: podman re-creates a container under the same
+    id on ``start``.  A create still at work holds exec.fifo open for reading,
+    so opening it for writing succeeds then, and the directory is left alone.
+    """
+    path = f"{root}/{cid}"
+    if not os.path.isdir(path):
+        return
+    try:
+        os.close(os.open(f"{path}/exec.fifo", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC))
+        return
+    except OSError as exc:
+        if exc.errno not in (2, 6):  # ENOENT, ENXIO (no reader): nobody is creating it
+            return
+    try:
+        ContainerState(root, cid, {"bundle": ""}).remove()
+    except OSError:
+        pass
 
 
 def delete_state(state: ContainerState, force: bool = False) -> None:
