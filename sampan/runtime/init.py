@@ -198,6 +198,7 @@ def container_init(ctx: InitContext) -> NoReturn:
             run_hooks("createContainer", all_hooks["createContainer"], inside)
         builder.pivot(ctx.no_pivot)
         _sysctl(config.get("linux", {}).get("sysctl", {}))
+        _make_cwd(process.get("cwd", "/"))
         if process.get("terminal"):
             setup_console(chan, process, own_mount_ns)
         builder.finish()
@@ -222,6 +223,14 @@ def container_init(ctx: InitContext) -> NoReturn:
     except BaseException as exc:
         os.write(2, f"sampan-runtime init: {exc}\n".encode(errors="replace"))
         os._exit(127)
+
+
+def _make_cwd(cwd: str) -> None:
+    """Create a missing process.cwd, as runc does (before the root is made read-only)."""
+    try:
+        os.makedirs(cwd, 0o755, exist_ok=True)
+    except OSError as exc:
+        raise OSError(exc.errno, f"process.cwd {cwd}: {exc.strerror}") from None
 
 
 def _in_cgroup(chan: Channel) -> None:

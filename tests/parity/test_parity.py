@@ -126,6 +126,21 @@ def test_cwd_and_env(runtime: Runtime, bundle: Bundle, cid: str) -> None:
     assert pwd == "/tmp\n"
 
 
+def test_missing_cwd_is_created(runtime: Runtime, bundle: Bundle, cid: str,
+                                rootfs_copy: Callable[..., Path]) -> None:  # fmt: skip
+    rootfs = rootfs_copy()
+    b = bundle(["pwd"], {"process": {"cwd": "/made/by/runtime"}}, rootfs=rootfs)
+    assert run_ok(runtime, b, cid) == "/made/by/runtime\n"
+    assert (rootfs / "made" / "by" / "runtime").is_dir()
+
+
+def test_cwd_that_is_a_file_fails_create(runtime: Runtime, bundle: Bundle, cid: str) -> None:
+    proc = runtime("create", "--bundle", str(bundle(["pwd"], {"process": {"cwd": "/bin/sh"}})), cid)
+    assert proc.returncode != 0
+    assert "/bin/sh" in proc.stderr
+    assert runtime("state", cid).returncode != 0
+
+
 # -- the filesystem ------------------------------------------------------------------
 
 
