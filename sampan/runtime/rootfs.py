@@ -196,10 +196,20 @@ class RootfsBuilder:
         if kind == "cgroup":
             self._cgroup(dest, flags)
         else:
+            if kind == "tmpfs" and os.path.isdir(dest):
+                # A tmpfs over a directory keeps its mode unless mode= says otherwise (runc).
+                mode = f"mode={stat.S_IMODE(os.stat(dest).st_mode):04o}"
+                data = f"{mode},{data}" if data else mode
             _make_target(dest, True)
             ro_later = kind == "tmpfs" and flags & C.MS_RDONLY
+            # tmpcopyup (podman's tmpfs mounts): the tmpfs starts with what it hides.
+            hidden = -1
+            if kind == "tmpfs" and "tmpcopyup" in options:
+                hidden = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             try:
                 mount(source, dest, kind, flags & ~C.MS_RDONLY if ro_later else flags, data or None)
+                if hidden >= 0:
+                    copy_up(hidden, dest)
             except SyscallError as exc:
                 if kind not in ("sysfs", "mqueue") or exc.errno != 1:
                     raise
@@ -386,6 +396,67 @@ def mask_path(path: str) -> None:
         if exc.errno != 20:  # ENOTDIR: PATH is a directory
             raise
         mount("tmpfs", path, "tmpfs", C.MS_RDONLY)
+
+
+def copy_up(src_fd: int, dest: str) -> None:
+    """Copy the tree of directory SRC_FD into DEST (an empty tmpfs), then close SRC_FD.
+
+    As runc's tmpcopyup: directories, regular files, symlinks, fifos and device
+    nodes, with their owner and mode; sockets are skipped.  Every step goes
+    through directory fds, so no path is resolved twice.
+    """
+    dest_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        _copy_dir(src_fd, dest_fd)
+    except OSError as exc:
+        raise InvalidArgument(f"tmpcopyup: cannot copy up {dest}: {exc}") from None
+    finally:
+        os.close(dest_fd)
+        os.close(src_fd)
+
+
+def _copy_dir(src: int, dst: int) -> None:
+    nofollow = os.O_NOFOLLOW | os.O_CLOEXEC
+    for entry in os.scandir(src):
+        name = entry.name
+        st = os.stat(name, dir_fd=src, follow_symlinks=False)
+        kind = stat.S_IFMT(st.st_mode)
+        perm = stat.S_IMODE(st.st_mode)
+        if kind == stat.S_IFLNK:
+            os.symlink(os.readlink(name, dir_fd=src), name, dir_fd=dst)
+            os.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
+            continue
+        if kind == stat.S_IFDIR:
+            os.mkdir(name, 0o700, dir_fd=dst)
+            sub_src = os.open(name, os.O_RDONLY | os.O_DIRECTORY | nofollow, dir_fd=src)
+            sub_dst = os.open(name, os.O_RDONLY | os.O_DIRECTORY | nofollow, dir_fd=dst)
+            try:
+                _copy_dir(sub_src, sub_dst)
+                os.fchown(sub_dst, st.st_uid, st.st_gid)
+                os.fchmod(sub_dst, perm)
+            finally:
+                os.close(sub_src)
+                os.close(sub_dst)
+            continue
+        if kind == stat.S_IFREG:
+            fin = os.open(name, os.O_RDONLY | nofollow, dir_fd=src)
+            try:
+                fout = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | nofollow, 0o600,
+                               dir_fd=dst)  # fmt: skip
+                try:
+                    while os.sendfile(fout, fin, None, 1 << 20):
+                        pass
+                    os.fchown(fout, st.st_uid, st.st_gid)
+                    os.fchmod(fout, perm)
+                finally:
+                    os.close(fout)
+            finally:
+                os.close(fin)
+            continue
+        if kind in (stat.S_IFIFO, stat.S_IFCHR, stat.S_IFBLK):
+            os.mknod(name, kind | 0o600, st.st_rdev, dir_fd=dst)
+            os.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
+            os.chmod(name, perm, dir_fd=dst)
 
 
 def readonly_path(path: str) -> None:
