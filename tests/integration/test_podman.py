@@ -327,6 +327,18 @@ def test_memory_limit_visible_inside(podman: Podman) -> None:
         assert proc.stdout.split() == ["67108864", "50"]
 
 
+def test_tmpfs_copies_up_what_it_hides(podman: Podman) -> None:
+    # podman marks its tmpfs mounts tmpcopyup: /etc keeps passwd and its 0755 mode.
+    script = (
+        "grep -c ' /etc .* - tmpfs ' /proc/self/mountinfo; stat -c %a /etc; head -1 /etc/passwd"
+    )
+    proc = podman("run", "--rm", "--network", "none", "--tmpfs", "/etc", IMAGE, "sh", "-c", script)
+    assert proc.stdout.splitlines() == ["1", "755", "root:x:0:0:root:/root:/bin/sh"]
+    script = "touch /tmp/ok /x 2>&1; stat -c %a /tmp"
+    proc = podman("run", "--rm", "--network", "none", "--read-only", IMAGE, "sh", "-c", script)
+    assert proc.stdout.splitlines() == ["touch: /x: Read-only file system", "1777"]
+
+
 # -- 5. exit codes and errors -------------------------------------------------------------
 
 
