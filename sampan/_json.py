@@ -63,10 +63,14 @@ def loads(text: str | bytes) -> Any:
     return value
 
 
+def _unserialisable(obj: Any) -> Any:
+    raise TypeError(f"object of type {type(obj).__name__} is not JSON serializable")
+
+
 def _encoder(key_separator: str, item_separator: str) -> Any:
     # (markers, default, encoder, indent, separators, sort_keys, skipkeys, allow_nan)
     make = _json.make_encoder
-    return make(None, None, _json.encode_basestring_ascii, None,  # type: ignore[arg-type]
+    return make(None, _unserialisable, _json.encode_basestring_ascii, None,
                 key_separator, item_separator, False, False, False)  # fmt: skip
 
 
@@ -81,13 +85,19 @@ def dumps(obj: Any, indent: int | None = None, compact: bool = True) -> str:
     return _pretty(obj, " " * indent, "")
 
 
+def _key(key: Any) -> str:
+    """A dict key as json.dumps writes it: strings as they are, True as "true", 1 as "1"."""
+    if isinstance(key, str):
+        return str(_json.encode_basestring_ascii(key))
+    if isinstance(key, (bool, int, float)) or key is None:
+        return str(_json.encode_basestring_ascii("".join(_compact(key, 0))))
+    raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")
+
+
 def _pretty(obj: Any, step: str, pad: str) -> str:
     inner = pad + step
     if isinstance(obj, dict) and obj:
-        items = (
-            f"{inner}{_json.encode_basestring_ascii(str(k))}: {_pretty(v, step, inner)}"
-            for k, v in obj.items()
-        )
+        items = (f"{inner}{_key(k)}: {_pretty(v, step, inner)}" for k, v in obj.items())
         return "{\n" + ",\n".join(items) + "\n" + pad + "}"
     if isinstance(obj, (list, tuple)) and obj:
         return "[\n" + ",\n".join(inner + _pretty(v, step, inner) for v in obj) + "\n" + pad + "]"

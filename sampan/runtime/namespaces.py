@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 
 # setns order: the user namespace first (it grants the rights to join the
 # others), the mount namespace last (it changes which paths the rest resolve).
+NS_GET_NSTYPE = 0xB703  # ioctl on a namespace fd: its CLONE_NEW* type (linux/nsfs.h)
+
 JOIN_ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount")
 
 
@@ -51,21 +53,25 @@ class NamespacePlan:
 
     def check_paths(self) -> None:
         """Before anything is made: every namespace to join must exist and be of its type."""
+        import fcntl
+
         for kind, path in self.join:
+            where = f"config.json: linux.namespaces: {kind} path {path}"
             try:
-                target = os.readlink(path) if os.path.islink(path) else None
-                st = os.stat(path)
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             except FileNotFoundError:
-                raise NotFound(f"config.json: linux.namespaces: {kind} path {path} does not exist")
+                raise NotFound(f"{where} does not exist") from None
             except OSError as exc:
-                raise InvalidArgument(f"linux.namespaces: {kind} path {path}: {exc.strerror}")
-            proc_name = NAMESPACES[kind][1]
-            if target is not None and not target.startswith(f"{proc_name}:["):
-                raise InvalidArgument(
-                    f"config.json: linux.namespaces: {path} is a {target.split(':')[0]}"
-                    f" namespace, not {kind}"
-                )
-            del st
+                raise InvalidArgument(f"{where}: {exc.strerror}") from None
+            try:
+                actual = fcntl.ioctl(fd, NS_GET_NSTYPE)
+            except OSError:
+                raise InvalidArgument(f"{where}: not a namespace file") from None
+            finally:
+                os.close(fd)
+            if actual != NAMESPACES[kind][0]:
+                other = next((k for k, (flag, _) in NAMESPACES.items() if flag == actual), "?")
+                raise InvalidArgument(f"{where}: is a {other} namespace, not {kind}")
 
 
 def enter(join: list[tuple[str, str]]) -> None:

@@ -7,7 +7,7 @@ import sys
 import time
 
 from sampan import _json
-from sampan.errors import Conflict, InvalidArgument
+from sampan.errors import Conflict, InvalidArgument, SampanError
 from sampan.runtime import cgroup as cgroup_glue
 from sampan.runtime.state import ContainerState, list_ids
 
@@ -23,8 +23,8 @@ def list_containers(root: str, fmt: str, quiet: bool) -> str:
     for cid in list_ids(root):
         try:
             states.append(ContainerState.load(root, cid))
-        except (OSError, ValueError):
-            continue
+        except SampanError:
+            continue  # deleted meanwhile, or a damaged record: list the others
     if quiet:
         return "".join(f"{s.id}\n" for s in states)
     rows = [s.oci_state() for s in states]
@@ -100,6 +100,8 @@ def parse_bytes(text: str, flag: str) -> int:
         number = float(value)
     except ValueError:
         raise InvalidArgument(f"{flag} {text!r}: not a size") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise InvalidArgument(f"{flag} {text!r}: not a size")
     if number < 0:
         raise InvalidArgument(f"{flag} {text!r}: must not be negative")
     return int(number * mult)
@@ -155,9 +157,12 @@ def _interval(text: str) -> float:
     for suffix in ("ms", "s", "m", "h"):
         if text.endswith(suffix):
             try:
-                return float(text[: -len(suffix)]) * units[suffix]
+                seconds = float(text[: -len(suffix)]) * units[suffix]
             except ValueError:
                 break
+            if 0 < seconds < float("inf"):
+                return seconds
+            break
     raise InvalidArgument(f"--interval {text!r}: want a duration like 5s or 500ms")
 
 

@@ -98,6 +98,8 @@ class ContainerState:
             raise NotFound(f"container {cid!r} does not exist") from None
         except ValueError as exc:
             raise InvalidArgument(f"{root}/{cid}/state.json: {exc}") from None
+        if not isinstance(record, dict) or not isinstance(record.get("bundle"), str):
+            raise InvalidArgument(f"{root}/{cid}/state.json: not a container state record")
         return cls(root, cid, record)
 
     @staticmethod

@@ -79,7 +79,10 @@ class Channel:
                 )
         if not data:
             return None, fds
-        msg = _json.loads(data)
+        try:
+            msg = _json.loads(data)
+        except ValueError:
+            raise ChildFailed(f"protocol error: unexpected message {data[:80]!r}") from None
         if not isinstance(msg, dict) or msg.get("t") not in MESSAGES:
             raise ChildFailed(f"protocol error: unexpected message {data[:80]!r}")
         return msg, fds

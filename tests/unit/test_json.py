@@ -189,11 +189,6 @@ def test_dumps_int_and_float_keys_like_json() -> None:
     assert _json.dumps(value, indent=2) == json.dumps(value, indent=2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_json._pretty converts keys with str(): True/False/None become "
-    '"True"/"False"/"None" instead of "true"/"false"/"null" (the compact path is right)',
-)
 @pytest.mark.parametrize("key", [True, False, None])
 def test_dumps_indent_constant_keys_like_json(key: Any) -> None:
     assert _json.dumps({key: 1}, indent=2) == json.dumps({key: 1}, indent=2)

@@ -111,12 +111,12 @@ def test_check_paths_wrong_type() -> None:
     with pytest.raises(InvalidArgument) as info:
         plan.check_paths()
     assert str(info.value) == (
-        "config.json: linux.namespaces: /proc/self/ns/uts is a uts namespace, not network"
+        "config.json: linux.namespaces: network path /proc/self/ns/uts: is a uts namespace, not network"
     )
 
 
 def test_check_paths_uses_the_proc_name_of_mount() -> None:
-    with pytest.raises(InvalidArgument, match="is a mnt namespace, not pid"):
+    with pytest.raises(InvalidArgument, match="is a mount namespace, not pid"):
         NamespacePlan([{"type": "pid", "path": "/proc/self/ns/mnt"}]).check_paths()
 
 

@@ -152,11 +152,6 @@ def test_load_malformed(tmp_path: Path) -> None:
         ContainerState.load(str(tmp_path), "box")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="state.py ContainerState.load/__init__: a state.json that is JSON but not a "
-    "record ({} or []) escapes as KeyError/AttributeError instead of InvalidArgument",
-)
 @pytest.mark.parametrize("text", ["{}", "[]", "null"])
 def test_load_json_that_is_not_a_record(tmp_path: Path, text: str) -> None:
     ContainerState.reserve(str(tmp_path), "box")
