@@ -111,7 +111,8 @@ def test_check_paths_wrong_type() -> None:
     with pytest.raises(InvalidArgument) as info:
         plan.check_paths()
     assert str(info.value) == (
-        "config.json: linux.namespaces: network path /proc/self/ns/uts: is a uts namespace, not network"
+        "config.json: linux.namespaces: network path /proc/self/ns/uts:"
+        " is a uts namespace, not network"
     )
 
 
