@@ -86,6 +86,10 @@ def create(
 
         seccomp = compile_program(linux["seccomp"], cache_dir=f"{root}/.seccomp-cache")
     statedir = ContainerState.reserve(root, cid)
+    # Until state.json exists, this is how a delete after a killed create finds
+    # the cgroup to remove (see _remove_aborted).
+    with open(f"{statedir}/cgroup", "w") as f:
+        f.write(linux.get("cgroupsPath") or "")
     state = ContainerState(root, cid, {"bundle": bundle, "rootfs": rootfs, "config": config})
     state.created = rfc3339_now()
     cg: Cgroup | None = None
@@ -379,6 +383,14 @@ def _remove_aborted(root: str, cid: str) -> None:
     except OSError as exc:
         if exc.errno not in (2, 6):  # ENOENT, ENXIO (no reader): nobody is creating it
             return
+    try:
+        with open(f"{path}/cgroup") as f:
+            cgroups_path = f.read()
+    except FileNotFoundError:
+        cgroups_path = None
+    if cgroups_path is not None:
+        config = {"linux": {"cgroupsPath": cgroups_path}} if cgroups_path else {}
+        _destroy_cgroup(cgroup_glue.open_for(config, cid))
     try:
         ContainerState(root, cid, {"bundle": ""}).remove()
     except OSError:

@@ -2,6 +2,8 @@
 
     ROOT/ID/state.json   the record below, replaced atomically (write + rename)
     ROOT/ID/exec.fifo    the container init blocks reading it until ``start``
+    ROOT/ID/cgroup       the config's cgroupsPath, written first: a delete after
+                         a create killed before state.json finds the cgroup
 
 A record outlives the runtime process that wrote it.  The *status* is not
 stored: it is derived from the record and the kernel each time, so a
@@ -135,7 +137,7 @@ class ContainerState:
         os.rename(tmp, f"{self.dir}/state.json")
 
     def remove(self) -> None:
-        for name in ("state.json", ".state.json.tmp", "exec.fifo"):
+        for name in ("state.json", ".state.json.tmp", "exec.fifo", "cgroup"):
             try:
                 os.unlink(f"{self.dir}/{name}")
             except FileNotFoundError:
