@@ -80,6 +80,11 @@ def create(
 
     check_rlimits(process)
     check_security_labels(process, linux)
+    if linux.get("resources"):
+        from sampan.cgroups import validate_resources
+
+        validate_resources(linux["resources"])
+    cg = cgroup_glue.open_for(config, cid)  # imports the backend; makes nothing yet
     seccomp = None
     if linux.get("seccomp"):
         from sampan.linux.seccomp import compile_program
@@ -92,7 +97,7 @@ def create(
         f.write(linux.get("cgroupsPath") or "")
     state = ContainerState(root, cid, {"bundle": bundle, "rootfs": rootfs, "config": config})
     state.created = rfc3339_now()
-    cg: Cgroup | None = None
+    made_cgroup = False
     init_pid = stage_pid = 0
     fifo_fd = -1
     chan = child_end = None
@@ -101,15 +106,16 @@ def create(
         os.mkfifo(fifo, 0o600)
         fifo_fd = os.open(fifo, os.O_RDWR | os.O_CLOEXEC)
         if plan.new_cgroup:  # stage 1 joins the cgroup itself, before unshare
-            cg = _make_cgroup(config, cid)
+            _make_cgroup(cg, config)
+            made_cgroup = True
         chan, child_end = Channel.pair()
         from sampan.runtime.init import InitContext, preload, stage1
 
         preload(config, process)
 
         keyring = None if opts.no_new_keyring else f"_ses.{cid}"
-        ctx = InitContext(config, bundle, rootfs, plan, cg, child_end, fifo_fd, seccomp,
-                          opts.no_pivot, opts.preserve_fds, keyring)  # fmt: skip
+        ctx = InitContext(config, bundle, rootfs, plan, cg if made_cgroup else None, child_end,
+                          fifo_fd, seccomp, opts.no_pivot, opts.preserve_fds, keyring)  # fmt: skip
         stage_pid = os.fork()
         if stage_pid == 0:
             chan.close()
@@ -117,12 +123,14 @@ def create(
         child_end.close()
         os.close(fifo_fd)
         fifo_fd = -1
-        if cg is None:
-            # The cgroup work -- validating linux.resources, making the directories,
-            # and the first move (~10 ms on v1) -- overlaps with the child's
-            # namespace and mount work; see sampan.runtime.init.  Should it fail,
-            # the child is killed, and it has made nothing outside itself.
-            cg = _make_cgroup(config, cid)
+        if not made_cgroup:
+            # Making the cgroup and the first move (~10 ms on v1) overlap with
+            # the child's namespace and mount work; see sampan.runtime.init.
+            # Should it fail, the child is killed: it made nothing outside
+            # itself.  Everything this needs was imported before the fork --
+            # after it, every page Python touches costs a copy-on-write fault.
+            _make_cgroup(cg, config)
+            made_cgroup = True
             cg.add_process(stage_pid)
         init_pid, console_fd = _handshake(
             chan, stage_pid, state, config, plan, cg, opts, keep_console
@@ -143,27 +151,20 @@ def create(
             os.close(fifo_fd)
         for pid in {init_pid, stage_pid} - {0}:
             _kill_and_reap(pid)
-        if cg is not None:
+        if made_cgroup:
             _destroy_cgroup(cg)
         state.remove()
         raise
 
 
-def _make_cgroup(config: dict[str, Any], cid: str) -> Cgroup:
-    """Validate linux.resources, then make the cgroup and apply them (nothing left on error)."""
-    resources = config.get("linux", {}).get("resources")
-    if resources:
-        from sampan.cgroups import validate_resources
-
-        validate_resources(resources)
-    cg = cgroup_glue.open_for(config, cid)
+def _make_cgroup(cg: Cgroup, config: dict[str, Any]) -> None:
+    """Make the cgroup and apply linux.resources (nothing left on error)."""
     cg.create()
     try:
         cg.apply(cgroup_glue.effective_resources(config))
     except BaseException:
         cg.destroy()
         raise
-    return cg
 
 
 def _handshake(
