@@ -327,17 +327,23 @@ def start_state(state: ContainerState) -> ContainerState:
         os.unlink(f"{state.dir}/exec.fifo")
     except FileNotFoundError:
         pass
-    poststart = state.config.get("hooks", {}).get("poststart", [])
-    if poststart:
-        from sampan.runtime.hooks import HookFailed, run_hooks
-
-        try:
-            run_hooks("poststart", poststart, state.oci_state("running"))
-        except HookFailed as exc:
-            from sampan.runtime.log import warn
-
-            warn(str(exc))
+    _run_hooks_warning("poststart", state, "running")
     return state
+
+
+def _run_hooks_warning(kind: str, state: ContainerState, status: str) -> None:
+    """poststart and poststop hooks: a failure is a warning, and the lifecycle goes on (spec)."""
+    hooks = state.config.get("hooks", {}).get(kind, [])
+    if not hooks:
+        return
+    from sampan.runtime.hooks import HookFailed, run_hooks
+
+    try:
+        run_hooks(kind, hooks, state.oci_state(status))
+    except HookFailed as exc:
+        from sampan.runtime.log import warn
+
+        warn(str(exc))
 
 
 # -- kill and delete ----------------------------------------------------------------------
@@ -430,16 +436,7 @@ def delete_state(state: ContainerState, force: bool = False) -> None:
 
         unmount_under(state.rootfs)
     state.remove()
-    poststop = state.config.get("hooks", {}).get("poststop", [])
-    if poststop:
-        from sampan.runtime.hooks import HookFailed, run_hooks
-
-        try:
-            run_hooks("poststop", poststop, state.oci_state("stopped"))
-        except HookFailed as exc:
-            from sampan.runtime.log import warn
-
-            warn(str(exc))
+    _run_hooks_warning("poststop", state, "stopped")
 
 
 def _namespace_owned(state: ContainerState) -> bool:
