@@ -15,7 +15,7 @@ import os
 from sampan.errors import Conflict, InvalidArgument, describe
 from sampan.linux.syscalls import set_child_subreaper, set_dumpable
 from sampan.runtime import cgroup as cgroup_glue
-from sampan.runtime import namespaces
+from sampan.runtime import namespaces, sealed
 from sampan.runtime.init import preload, setup_console
 from sampan.runtime.process import (
     apply_oom_score_adj,
@@ -119,6 +119,8 @@ def exec_process(root: str, cid: str, args: list[str], opts: dict[str, Any]) -> 
     stage_pid = os.fork()
     if stage_pid == 0:
         chan.close()
+        if sealed.needed(state.config.get("process"), process):
+            _reexec_sealed(child_end, root, cid, process, join, seccomp, opts["preserve_fds"])
         _stage1(child_end, cg, join, process, seccomp, opts["preserve_fds"], "user" in kinds)
     child_end.close()
     return _parent(chan, stage_pid, process, opts, detach)
@@ -176,6 +178,56 @@ def _parent(chan: Channel, stage_pid: int, process: dict[str, Any], opts: dict[s
         os.close(console_fd)
     del process
     return _wait(pid)
+
+
+def _reexec_sealed(
+    chan: Channel,
+    root: str,
+    cid: str,
+    process: dict[str, Any],
+    join: list[tuple[str, str]],
+    seccomp: tuple[bytes, int] | None,
+    preserve_fds: int,
+) -> NoReturn:
+    """Stage 1 from a sealed copy of the interpreter (see sampan.runtime.sealed)."""
+    import binascii
+
+    args = {
+        "chan": chan.fileno(),
+        "root": root,
+        "id": cid,
+        "process": process,
+        "join": join,
+        "seccomp": [binascii.b2a_base64(seccomp[0]).decode(), seccomp[1]] if seccomp else None,
+        "preserve_fds": preserve_fds,
+    }
+    try:
+        sealed.reexec(__name__, "sealed_stage1", args, [chan.fileno(), *range(3, 3 + preserve_fds)])
+    except BaseException as exc:
+        chan.send("error", msg=describe(exc))
+        os._exit(1)
+
+
+def sealed_stage1(args: dict[str, Any]) -> NoReturn:
+    """The re-exec'd stage 1: rebuild what ``exec_process`` had, then go on as ``_stage1``."""
+    import _socket
+    import binascii
+
+    chan = Channel(_socket.socket(fileno=args["chan"]))
+    try:
+        state = ContainerState.load(args["root"], args["id"])
+        process = args["process"]
+        seccomp = None
+        if args["seccomp"]:
+            seccomp = (binascii.a2b_base64(args["seccomp"][0]), args["seccomp"][1])
+        preload(state.config, process)
+        cg = cgroup_glue.container_cgroup(state)
+        kinds = {ns["type"] for ns in state.config.get("linux", {}).get("namespaces", [])}
+        join = [(kind, path) for kind, path in args["join"]]
+    except BaseException as exc:
+        chan.send("error", msg=describe(exc))
+        os._exit(1)
+    _stage1(chan, cg, join, process, seccomp, args["preserve_fds"], "user" in kinds)
 
 
 def _stage1(

@@ -167,6 +167,64 @@ def stage1(ctx: InitContext) -> NoReturn:
     os._exit(0)
 
 
+def reexec_sealed(ctx: InitContext, cid: str) -> NoReturn:
+    """Stage 1 from a sealed copy of the interpreter (see sampan.runtime.sealed)."""
+    import binascii
+
+    args = {
+        "cid": cid,
+        "config": ctx.config,
+        "bundle": ctx.bundle,
+        "rootfs": ctx.rootfs,
+        "joined_cgroup": ctx.cgroup is not None,
+        "chan": ctx.chan.fileno(),
+        "fifo": ctx.fifo_fd,
+        "seccomp": (
+            [binascii.b2a_base64(ctx.seccomp[0]).decode(), ctx.seccomp[1]] if ctx.seccomp else None
+        ),
+        "no_pivot": ctx.no_pivot,
+        "preserve_fds": ctx.preserve_fds,
+        "keyring": ctx.keyring,
+    }
+    keep = [ctx.chan.fileno(), ctx.fifo_fd, *range(3, 3 + ctx.preserve_fds)]
+    try:
+        from sampan.runtime import sealed
+
+        sealed.reexec(__name__, "sealed_stage1", args, keep)
+    except BaseException as exc:
+        _report(ctx, exc)
+        os._exit(1)
+
+
+def sealed_stage1(args: dict[str, Any]) -> NoReturn:
+    """The re-exec'd stage 1: rebuild the context ``create`` made, then run ``stage1``."""
+    import _socket
+    import binascii
+
+    from sampan.runtime.sync import Channel
+
+    chan = Channel(_socket.socket(fileno=args["chan"]))
+    try:
+        config = args["config"]
+        seccomp = None
+        if args["seccomp"]:
+            seccomp = (binascii.a2b_base64(args["seccomp"][0]), args["seccomp"][1])
+        cgroup = None
+        if args["joined_cgroup"]:
+            from sampan.runtime.cgroup import open_for
+
+            cgroup = open_for(config, args["cid"])
+        preload(config, config["process"])
+        plan = namespaces.NamespacePlan(config.get("linux", {}).get("namespaces", []))
+        ctx = InitContext(config, args["bundle"], args["rootfs"], plan, cgroup, chan,
+                          args["fifo"], seccomp, args["no_pivot"], args["preserve_fds"],
+                          args["keyring"])  # fmt: skip
+    except BaseException as exc:
+        chan.send("error", msg=describe(exc))
+        os._exit(1)
+    stage1(ctx)
+
+
 def container_init(ctx: InitContext) -> NoReturn:
     """Build the container around this process, wait for ``start``, exec."""
     chan = ctx.chan

@@ -119,6 +119,12 @@ def create(
         stage_pid = os.fork()
         if stage_pid == 0:
             chan.close()
+            if any(kind == "pid" for kind, _ in plan.join):
+                # Other containers' processes share that pid namespace and will see
+                # init: it runs from a sealed copy (sampan.runtime.sealed).
+                from sampan.runtime.init import reexec_sealed
+
+                reexec_sealed(ctx, cid)
             stage1(ctx)
         child_end.close()
         os.close(fifo_fd)

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import subprocess
@@ -153,6 +154,8 @@ def test_proc_self_exe_not_writable(runtime: Runtime, bundle: Bundle, cid: str,
 
 # Until SIGUSR1, the container opens /proc/PID/exe of every other process it sees,
 # and names what it got (through the opened fd: the name is of what was opened).
+# What is not its own busybox it keeps open until that process is gone (a running
+# binary refuses writers), then tries to append to it: CVE-2019-5736's write.
 EXE_PROBE = r"""
 opened=0; denied=0; leaks=0
 trap 'echo "opened=$opened denied=$denied leaks=$leaks"; exit 0' USR1
@@ -161,7 +164,12 @@ while :; do
     [ "${d#/proc/}" = "$$" ] && continue
     if out=$( { readlink /proc/self/fd/3; } 2>&1 3<"$d/exe" ); then
       opened=$((opened+1))
-      [ "$out" = /bin/busybox ] || { echo "LEAK ${d#/proc/} $out"; leaks=$((leaks+1)); }
+      [ "$out" = /bin/busybox ] && continue
+      echo "LEAK ${d#/proc/} $out"; leaks=$((leaks+1))
+      command exec 4<"$d/exe" 2>/dev/null || continue  # (plain exec: a failure ends sh)
+      while [ -d "$d" ]; do :; done
+      if { printf x >>/proc/self/fd/4; } 2>/dev/null; then echo "WRITTEN ${d#/proc/} $out"; fi
+      exec 4<&-
     else
       case "$out" in *denied*) denied=$((denied+1));; esac
     fi
@@ -171,14 +179,14 @@ done
 
 
 def probe_during_execs(runtime: Runtime, bundle: Bundle, cid: str, tmp_path: Path,
-                       caps: list[str] | None = None) -> str:  # fmt: skip
+                       caps: list[str] | None = None, execs: int = 15) -> str:  # fmt: skip
     sets = ("bounding", "effective", "permitted")
     overrides = {"process": {"capabilities": {k: caps for k in sets}}} if caps else None
     b = bundle(["sh", "-c", EXE_PROBE], overrides)
     out = tmp_path / "probe.out"
     runtime.ok("run", "-d", "--bundle", str(b), cid, stdout=out)
     runtime.wait_status(cid, "running")
-    for _ in range(15):
+    for _ in range(execs):
         runtime.ok("exec", cid, "true")
     runtime.ok("kill", cid, "USR1")
     runtime.wait_status(cid, "stopped", timeout=15)
@@ -196,18 +204,41 @@ def test_runtime_binary_unreachable_during_exec(runtime: Runtime, bundle: Bundle
     assert int(counts["denied"]) > 0, result
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="with CAP_SYS_PTRACE a container can open /proc/PID/exe of the exec helper, "
-    "which is the host's Python interpreter: sampan does not re-exec from a sealed "
-    "memfd copy as runc does (CVE-2019-5736 class, privileged containers only)",
-)
-def test_runtime_binary_unreachable_with_cap_sys_ptrace(
+def test_runtime_binary_sealed_with_cap_sys_ptrace(
     runtime: Runtime, bundle: Bundle, cid: str, tmp_path: Path
 ) -> None:
+    """CAP_SYS_PTRACE passes the non-dumpable check: what it reaches must be a sealed copy."""
     caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_SYS_PTRACE"]
-    result = probe_during_execs(runtime, bundle, cid, tmp_path, caps)
-    assert [ln for ln in result.splitlines() if ln.startswith("LEAK")] == []
+    # The helper is in the container's pid namespace only briefly: give the probe many.
+    result = probe_during_execs(runtime, bundle, cid, tmp_path, caps, execs=40)
+    lines = result.splitlines()
+    reached = {ln.split(" ", 2)[2] for ln in lines if ln.startswith("LEAK")}
+    # The probe did reach the exec helpers (else this test would prove nothing) ...
+    assert reached, result
+    # ... and found only the runtime's sealed in-memory interpreter, never a host file,
+    assert reached == {"/memfd:sampan-runtime (deleted)"}, result
+    # which no write reached.
+    assert [ln for ln in lines if ln.startswith("WRITTEN")] == [], result
+
+
+def test_init_joining_a_shared_pid_namespace_runs_sealed(
+    runtime: Runtime, bundle: Bundle, cid: str
+) -> None:
+    """Init in another container's pid namespace is visible there: it runs from a sealed copy."""
+    first = bundle(["sleep", "100"])
+    runtime.ok("run", "-d", "--bundle", str(first), f"{cid}-a")
+    pid_a = runtime.state(f"{cid}-a")["pid"]
+    namespaces = [{"type": t} for t in ("network", "ipc", "uts", "mount")]
+    namespaces.append({"type": "pid", "path": f"/proc/{pid_a}/ns/pid"})
+    second = bundle(["true"], {"linux": {"namespaces": namespaces}})
+    runtime.ok("create", "--bundle", str(second), f"{cid}-b")
+    pid_b = runtime.state(f"{cid}-b")["pid"]
+    assert os.readlink(f"/proc/{pid_b}/exe") == "/memfd:sampan-runtime (deleted)"
+    fd = os.open(f"/proc/{pid_b}/exe", os.O_RDONLY)
+    try:
+        assert fcntl.fcntl(fd, fcntl.F_GET_SEALS) & fcntl.F_SEAL_WRITE
+    finally:
+        os.close(fd)
 
 
 # -- (d) cgroups ---------------------------------------------------------------------------
