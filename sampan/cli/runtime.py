@@ -295,10 +295,19 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if opts["help"] else 1
         if opts["systemd_cgroup"]:
             raise Usage("--systemd-cgroup is not supported: use cgroupfs paths")
+        if opts["rootless"] not in ("auto", "true", "false"):
+            raise Usage(f"--rootless {opts['rootless']!r}: want true, false or auto")
+        if opts["rootless"] == "true" or (opts["rootless"] == "auto" and os.geteuid() != 0):
+            raise Usage("rootless mode is not supported yet: run sampan-runtime as root")
+        if opts["criu"]:
+            raise Usage("--criu: checkpoint and restore are not supported")
+        if opts["debug"]:
+            log.enable_debug()
         command, *args = rest
         entry = COMMANDS.get(command)
         if entry is None:
             raise Usage(f"no such command: {command}")
+        log.debug(f"{command} {' '.join(args)} (root {opts['root']})")
         if "-h" in args[:1] or "--help" in args[:1]:
             sys.stdout.write(f"sampan-runtime {command}: {entry[1]}\n")
             return 0

@@ -11,6 +11,7 @@ import time
 
 _target: str | None = None
 _json_format = False
+_debug = False
 
 
 def configure(path: str | None, fmt: str) -> None:
@@ -37,6 +38,21 @@ def _write(level: str, msg: str) -> None:
         os.write(fd, (line + "\n").encode(errors="replace"))
     finally:
         os.close(fd)
+
+
+def enable_debug() -> None:
+    """``--debug``: debug lines go to the log (and to stderr when there is no log file)."""
+    global _debug
+    _debug = True
+
+
+def debug(msg: str) -> None:
+    if not _debug:
+        return
+    if _target is None:
+        os.write(2, f"sampan-runtime: debug: {msg}\n".encode(errors="replace"))
+    else:
+        _write("debug", msg)
 
 
 def warn(msg: str) -> None:

@@ -24,6 +24,7 @@ from sampan.runtime.state import ContainerState, proc_start_time
 def _reset_log() -> Iterator[None]:
     yield
     log.configure(None, "text")
+    log._debug = False
 
 
 def run(capfd: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -276,3 +277,27 @@ def test_errors_go_to_the_log_file(capfd: pytest.CaptureFixture[str], tmp_path: 
     entry = json.loads(logfile.read_text())
     assert entry["level"] == "error"
     assert entry["msg"] == "no such command: frobnicate"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--rootless", "true", "list"], "rootless mode is not supported yet"),
+        (["--rootless", "maybe", "list"], "--rootless 'maybe': want true, false or auto"),
+        (["--criu", "/usr/sbin/criu", "list"], "--criu: checkpoint and restore are not supported"),
+        (["--systemd-cgroup", "list"], "--systemd-cgroup is not supported"),
+    ],
+)
+def test_unsupported_global_flags_fail_loudly(
+    capfd: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str], message: str
+) -> None:
+    code, out, err = run(capfd, "--root", str(tmp_path), *argv)
+    assert code == 1
+    assert out == ""
+    assert message in err
+
+
+def test_debug_logs_the_command(capfd: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _out, err = run(capfd, "--debug", "--root", str(tmp_path), "list")
+    assert code == 0
+    assert f"debug: list  (root {tmp_path})" in err
