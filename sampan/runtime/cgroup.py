@@ -23,17 +23,17 @@ def container_cgroup(state: ContainerState) -> Cgroup:
 
 
 def effective_resources(config: dict[str, Any]) -> dict[str, Any]:
-    """linux.resources plus the device rules every container needs (as runc adds them).
+    """linux.resources plus the device rules every container gets (as runc adds them).
 
-    The config's own rules come first; the rules for the default nodes
-    (/dev/null, ptys, ...) and for the config's linux.devices follow, so a
-    "deny all" in the config does not make /dev/null unusable.
+    The device list is always the whole allow-list over "deny all" (see
+    sampan.cgroups): the config's own rules come first, then the rules for
+    the default nodes (/dev/null, ptys, ...) and for the config's
+    linux.devices -- so a config without any rules still cannot open, say,
+    the host's disks, and a "deny all" in it does not make /dev/null unusable.
     """
     linux = config.get("linux", {})
     resources = dict(linux.get("resources") or {})
     rules = list(resources.get("devices") or [])
-    if not rules and not linux.get("devices"):
-        return resources
     for kind, major, minor, access in DEFAULT_DEVICE_RULES:
         rule: dict[str, Any] = {"allow": True, "type": kind, "access": access}
         if major is not None:

@@ -18,6 +18,7 @@ from sampan.runtime.sync import Channel, ChildFailed
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from sampan.cgroups import Cgroup
@@ -98,7 +99,7 @@ def create(
     state = ContainerState(root, cid, {"bundle": bundle, "rootfs": rootfs, "config": config})
     state.created = rfc3339_now()
     made_cgroup = False
-    init_pid = stage_pid = 0
+    kids = _Children()
     fifo_fd = -1
     chan = child_end = None
     try:
@@ -116,8 +117,8 @@ def create(
         keyring = None if opts.no_new_keyring else f"_ses.{cid}"
         ctx = InitContext(config, bundle, rootfs, plan, cg if made_cgroup else None, child_end,
                           fifo_fd, seccomp, opts.no_pivot, opts.preserve_fds, keyring)  # fmt: skip
-        stage_pid = os.fork()
-        if stage_pid == 0:
+        kids.stage = os.fork()
+        if kids.stage == 0:
             chan.close()
             if any(kind == "pid" for kind, _ in plan.join):
                 # Other containers' processes share that pid namespace and will see
@@ -137,34 +138,79 @@ def create(
             # after it, every page Python touches costs a copy-on-write fault.
             _make_cgroup(cg, config)
             made_cgroup = True
-            cg.add_process(stage_pid)
-        init_pid, console_fd = _handshake(
-            chan, stage_pid, state, config, plan, cg, opts, keep_console
-        )
-        stage_pid = 0
-        state.pid = init_pid
-        state.start_time = proc_start_time(init_pid) or 0
+            cg.add_process(kids.stage)
+        console_fd = _handshake(chan, kids, state, config, plan, cg, opts, keep_console)
+        state.pid = kids.init
+        state.start_time = proc_start_time(kids.init) or 0
         state.save()
         if opts.pid_file:
-            _write_pid_file(opts.pid_file, init_pid)
+            _write_pid_file(opts.pid_file, kids.init)
         chan.send("go")
         chan.close()
         return Created(state, console_fd)
     except BaseException:
+        # Undo all of it, each step on its own: the first error is what is reported.
         if chan is not None:
             chan.close()
         if fifo_fd >= 0:
             os.close(fifo_fd)
-        for pid in {init_pid, stage_pid} - {0}:
-            _kill_and_reap(pid)
+        kids.kill()
         if made_cgroup:
-            _destroy_cgroup(cg)
-        state.remove()
+            _quietly(_destroy_cgroup, cg)
+        if "mount" not in plan.kinds:
+            from sampan.runtime.rootfs import unmount_under
+
+            _quietly(unmount_under, rootfs)
+        _quietly(state.remove)
         raise
 
 
+class _Children:
+    """What a create has forked: stage 1 (0 once reaped) and init (0 until known)."""
+
+    __slots__ = ("init", "stage")
+
+    def __init__(self) -> None:
+        self.stage = 0
+        self.init = 0
+
+    def reap_stage(self) -> None:
+        if self.stage and self.stage != self.init:
+            os.waitpid(self.stage, 0)
+            self.stage = 0
+
+    def kill(self) -> None:
+        for pid in {self.init, self.stage} - {0}:
+            _quietly(_kill_and_reap, pid)
+        self.stage = self.init = 0
+
+
+def _quietly(step: Callable[..., object], *args: Any) -> None:
+    """A cleanup step whose failure must not hide the error being cleaned up after."""
+    try:
+        step(*args)
+    except Exception as exc:
+        from sampan.errors import describe
+        from sampan.runtime.log import warn
+
+        warn(f"cleanup: {describe(exc)}")
+
+
 def _make_cgroup(cg: Cgroup, config: dict[str, Any]) -> None:
-    """Make the cgroup and apply linux.resources (nothing left on error)."""
+    """Make the cgroup and apply linux.resources (nothing left on error).
+
+    A cgroup that already holds processes is refused, as runc does: the
+    container would share its limits, and a failed create or a delete would
+    kill those processes.
+    """
+    for path in set(cg.paths.values()):
+        try:
+            with open(f"{path}/cgroup.procs", "rb") as f:
+                busy = bool(f.read(1))
+        except FileNotFoundError:
+            continue
+        if busy:
+            raise Conflict(f"cgroup {path} is not empty: it has processes of its own")
     cg.create()
     try:
         cg.apply(cgroup_glue.effective_resources(config))
@@ -175,18 +221,20 @@ def _make_cgroup(cg: Cgroup, config: dict[str, Any]) -> None:
 
 def _handshake(
     chan: Channel,
-    stage_pid: int,
+    kids: _Children,
     state: ContainerState,
     config: dict[str, Any],
     plan: NamespacePlan,
     cg: Cgroup,
     opts: CreateOptions,
     keep_console: bool,
-) -> tuple[int, int | None]:
-    """Serve the children's requests until init says ready; return (init pid, console fd)."""
-    init_pid = 0
+) -> int | None:
+    """Serve the children's requests until init says ready; return the console fd (or None).
+
+    KIDS learns init's pid as it comes, and forgets stage 1 once reaped, so
+    that a failure is cleaned up by the caller without signalling a pid twice.
+    """
     console_fd: int | None = None
-    stage_reaped = False
     try:
         while True:
             msg, fds = chan.recv()
@@ -196,16 +244,13 @@ def _handshake(
             if kind == "error":
                 raise ChildFailed(msg.get("msg", "unknown error"))
             if kind == "idmap":
-                _write_id_maps(stage_pid, config.get("linux", {}))
+                _write_id_maps(kids.stage, config.get("linux", {}))
                 chan.send("ack")
             elif kind == "pid":
-                init_pid = msg["pid"]
-                state.pid = init_pid
-                if not plan.new_cgroup and init_pid != stage_pid:
-                    cg.add_process(init_pid)  # in case stage 1 forked it before it moved
-                if init_pid != stage_pid:
-                    os.waitpid(stage_pid, 0)
-                    stage_reaped = True
+                kids.init = state.pid = msg["pid"]
+                if not plan.new_cgroup and kids.init != kids.stage:
+                    cg.add_process(kids.init)  # in case stage 1 forked it before it moved
+                kids.reap_stage()
             elif kind == "hooks":
                 hook_state = state.oci_state("creating")
                 all_hooks = config.get("hooks", {})
@@ -231,15 +276,10 @@ def _handshake(
                         console_fd = None
                 chan.send("ack")
             elif kind == "ready":
-                return init_pid, console_fd
+                return console_fd
     except BaseException:
         if console_fd is not None:
             os.close(console_fd)
-        if not stage_reaped:
-            if not init_pid or init_pid == stage_pid:
-                _kill_and_reap(stage_pid)
-            else:
-                os.waitpid(stage_pid, 0)
         raise
 
 

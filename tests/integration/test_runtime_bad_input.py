@@ -239,3 +239,44 @@ def test_state_json_untouched_by_failures(case: Case) -> None:
     case.fails("config.json")
     assert json.loads(case.runtime.ok("list", "--format", "json").stdout) in ([], None)
     case.assert_nothing_left()
+
+
+def test_cgroup_with_processes_is_refused_and_untouched(case: Case) -> None:
+    """A cgroupsPath whose cgroup already holds processes: refused, and they live on."""
+    case.config()
+    pids = Path("/sys/fs/cgroup/pids") / case.cgroups_path.lstrip("/")
+    pids.mkdir(parents=True)
+    pid = os.fork()
+    if pid == 0:  # a bystander in that cgroup
+        time.sleep(60)
+        os._exit(0)
+    try:
+        (pids / "cgroup.procs").write_text(str(pid))
+        case.fails("cgroup", "is not empty")
+        os.kill(pid, 0)  # still alive: nothing killed it
+        assert (pids / "cgroup.procs").read_text().split() == [str(pid)]
+        assert not (case.runtime.root / case.cid).exists()
+    finally:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pids.rmdir()
+    case.assert_nothing_left()
+
+
+def test_failure_without_a_mount_namespace_leaves_no_mounts(case: Case, tmp_path: Path) -> None:
+    """Mounts made in the host's namespace are detached when create fails later."""
+
+    def edit(config: dict[str, Any]) -> None:
+        config["linux"]["namespaces"] = [ns for ns in config["linux"]["namespaces"]
+                                         if ns["type"] != "mount"]  # fmt: skip
+        config["linux"].pop("maskedPaths")
+        config["linux"].pop("readonlyPaths")
+        config["mounts"] = [
+            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"},
+            {"destination": "/mnt", "type": "bind", "source": str(tmp_path / "missing"),
+             "options": ["rbind"]},
+        ]  # fmt: skip
+
+    case.config(edit=edit)
+    case.fails("mounts[1]", "cannot mount")
+    case.assert_nothing_left()

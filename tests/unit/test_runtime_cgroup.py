@@ -23,22 +23,25 @@ def default_rules() -> list[dict[str, Any]]:
     return out
 
 
-def test_no_linux_section() -> None:
-    assert effective_resources({}) == {}
+def test_no_linux_section_still_gets_the_default_rules() -> None:
+    # The device list is always the whole allow-list: no rules is not "all devices".
+    assert effective_resources({}) == {"devices": default_rules()}
 
 
-def test_no_rules_and_no_devices_is_unchanged() -> None:
+def test_no_rules_and_no_devices_gets_the_defaults() -> None:
     resources = {"memory": {"limit": 1 << 20}, "pids": {"limit": 10}}
     config = {"linux": {"resources": resources}}
-    assert effective_resources(config) == resources
+    assert effective_resources(config) == {**resources, "devices": default_rules()}
+    assert "devices" not in resources  # the config itself is not changed
 
 
 def test_null_resources() -> None:
-    assert effective_resources({"linux": {"resources": None}}) == {}
+    assert effective_resources({"linux": {"resources": None}}) == {"devices": default_rules()}
 
 
-def test_empty_device_list_is_unchanged() -> None:
-    assert effective_resources({"linux": {"resources": {"devices": []}}}) == {"devices": []}
+def test_empty_device_list_gets_the_defaults() -> None:
+    config = {"linux": {"resources": {"devices": []}}}
+    assert effective_resources(config) == {"devices": default_rules()}
 
 
 def test_deny_all_then_defaults() -> None:
