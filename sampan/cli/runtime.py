@@ -66,6 +66,12 @@ def cmd_spec(root: str, argv: list[str]) -> int:
     return 0
 
 
+def _preserve_fds(opts: dict[str, Any]) -> int:
+    if opts["preserve_fds"] < 0:
+        raise Usage(f"--preserve-fds {opts['preserve_fds']}: must not be negative")
+    return int(opts["preserve_fds"])
+
+
 def _create_options(opts: dict[str, Any]) -> Any:
     from sampan.runtime.lifecycle import CreateOptions
 
@@ -74,7 +80,7 @@ def _create_options(opts: dict[str, Any]) -> Any:
         console_socket=opts["console_socket"],
         no_pivot=bool(opts["no_pivot"]),
         no_new_keyring=bool(opts["no_new_keyring"]),
-        preserve_fds=opts["preserve_fds"],
+        preserve_fds=_preserve_fds(opts),
     )
 
 
@@ -233,6 +239,7 @@ def cmd_exec(root: str, argv: list[str]) -> int:
     opts, args = parse(EXEC_FLAGS, argv)
     if not args:
         raise Usage('"exec" requires the container id')
+    _preserve_fds(opts)
     from sampan.runtime import prewarm
 
     prewarm.start()

@@ -9,16 +9,27 @@ from __future__ import annotations
 import ctypes
 import os
 
+from sampan.errors import Unsupported
 from sampan.linux import constants as C
 from sampan.linux._libc import libc
 from sampan.linux.errors import SyscallError, check
 
 # x86_64 and aarch64 numbers of the calls glibc 2.36 has no wrapper for.
 _ARCH = os.uname().machine
-_SYS = {
-    "x86_64": {"pivot_root": 155, "close_range": 436, "keyctl": 250, "pidfd_open": 434},
-    "aarch64": {"pivot_root": 41, "close_range": 436, "keyctl": 219, "pidfd_open": 434},
-}.get(_ARCH, {"pivot_root": 155, "close_range": 436, "keyctl": 250, "pidfd_open": 434})
+_SYSCALLS: dict[str, dict[str, int]] = {
+    "x86_64": {"pivot_root": 155, "close_range": 436, "keyctl": 250, "pidfd_open": 434,
+               "mount_setattr": 442},
+    "aarch64": {"pivot_root": 41, "close_range": 436, "keyctl": 219, "pidfd_open": 434,
+                "mount_setattr": 442},
+}  # fmt: skip
+
+
+def _nr(name: str) -> int:
+    try:
+        return _SYSCALLS[_ARCH][name]
+    except KeyError:
+        raise Unsupported(f"{name}: its system call number on {_ARCH} is not known") from None
+
 
 libc.mount.argtypes = (
     ctypes.c_char_p,
@@ -60,8 +71,21 @@ def umount(target: str, flags: int = 0) -> None:
     check(libc.umount2(_b(target), flags), "umount", target)
 
 
+AT_FDCWD = -100
+
+
+def mount_setattr(path: str, attr_set: int, attr_clr: int, propagation: int = 0,
+                  flags: int = C.AT_RECURSIVE, dirfd: int = AT_FDCWD) -> None:  # fmt: skip
+    """mount_setattr(2): change the mount at PATH (and, with AT_RECURSIVE, every one below)."""
+    attr = (ctypes.c_uint64 * 4)(attr_set, attr_clr, propagation, 0)  # struct mount_attr
+    ret = libc.syscall(_nr("mount_setattr"), ctypes.c_int(dirfd), _b(path), ctypes.c_uint(flags),
+                       attr, ctypes.c_size_t(ctypes.sizeof(attr)))  # fmt: skip
+    if ret == -1:
+        raise SyscallError(ctypes.get_errno(), "mount_setattr", path)
+
+
 def pivot_root(new_root: str, put_old: str) -> None:
-    ret = libc.syscall(_SYS["pivot_root"], _b(new_root), _b(put_old))
+    ret = libc.syscall(_nr("pivot_root"), _b(new_root), _b(put_old))
     check(ret, "pivot_root", new_root)
 
 
@@ -104,7 +128,7 @@ CLOSE_RANGE_CLOEXEC = 4
 
 def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
     """Close (or with CLOSE_RANGE_CLOEXEC, mark close-on-exec) fds first..last."""
-    ret = libc.syscall(_SYS["close_range"], ctypes.c_uint(first), ctypes.c_uint(last), flags)
+    ret = libc.syscall(_nr("close_range"), ctypes.c_uint(first), ctypes.c_uint(last), flags)
     if ret == -1:
         raise SyscallError(ctypes.get_errno(), "close_range")
 
@@ -131,12 +155,17 @@ def cloexec_from(first: int) -> None:
 
 def join_session_keyring(name: str | None) -> None:
     """keyctl(KEYCTL_JOIN_SESSION_KEYRING): a fresh session keyring, as runc makes one."""
-    ret = libc.syscall(_SYS["keyctl"], 1, _b(name))
+    ret = libc.syscall(_nr("keyctl"), 1, _b(name))
     if ret == -1:
         err = ctypes.get_errno()
         if err not in (38, 1, 13):  # no keyctl, or refused in a user namespace: skip
             raise SyscallError(err, "keyctl join_session_keyring", name)
 
 
+def personality(persona: int) -> None:
+    """Set the execution domain (PER_LINUX 0, PER_LINUX32 8) of this process and its exec."""
+    check(libc.personality(ctypes.c_ulong(persona)), "personality")
+
+
 def pidfd_open(pid: int) -> int:
-    return check(libc.syscall(_SYS["pidfd_open"], pid, 0), "pidfd_open", str(pid))
+    return check(libc.syscall(_nr("pidfd_open"), pid, 0), "pidfd_open", str(pid))

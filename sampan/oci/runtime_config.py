@@ -266,6 +266,10 @@ def _linux(linux: dict[str, Any], cfg: dict[str, Any]) -> None:
         pers = _obj(linux["personality"], "linux.personality")
         if pers.get("domain") not in ("LINUX", "LINUX32"):
             raise _fail("linux.personality.domain", "must be LINUX or LINUX32")
+        if pers.get("flags"):
+            raise _fail("linux.personality.flags", "personality flags are not supported")
+    if linux.get("timeOffsets"):
+        raise _fail("linux.timeOffsets", "time namespace offsets are not supported yet")
 
 
 def default_spec(rootless: bool = False) -> dict[str, Any]:

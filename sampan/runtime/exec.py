@@ -20,6 +20,7 @@ from sampan.runtime.init import preload, setup_console
 from sampan.runtime.process import (
     apply_oom_score_adj,
     apply_rlimits,
+    enter_cwd,
     environment,
     finalize_and_exec,
     lookup_executable,
@@ -74,11 +75,14 @@ def build_process(state: ContainerState, args: list[str], opts: dict[str, Any]) 
     process["user"] = user
     if opts["cap"]:
         caps = {k: list(v) for k, v in (base.get("capabilities") or {}).items()}
-        for kind in ("bounding", "effective", "permitted", "inheritable", "ambient"):
-            caps[kind] = [
-                *caps.get(kind, []),
-                *(c for c in opts["cap"] if c not in caps.get(kind, [])),
-            ]
+        # Never inheritable (CVE-2022-29162); ambient only where the container's
+        # process already has an inheritable set to raise it from, as runc does.
+        kinds = ["bounding", "effective", "permitted"]
+        if caps.get("inheritable"):
+            kinds.append("ambient")
+        for kind in kinds:
+            have = caps.setdefault(kind, [])
+            have.extend(c for c in opts["cap"] if c not in have)
         process["capabilities"] = caps
     if opts["no_new_privs"]:
         process["noNewPrivileges"] = True
@@ -121,7 +125,9 @@ def exec_process(root: str, cid: str, args: list[str], opts: dict[str, Any]) -> 
         chan.close()
         if sealed.needed(state.config.get("process"), process):
             _reexec_sealed(child_end, root, cid, process, join, seccomp, opts["preserve_fds"])
-        _stage1(child_end, cg, join, process, seccomp, opts["preserve_fds"], "user" in kinds)
+        root_of = 0 if "mount" in kinds else state.pid
+        _stage1(child_end, cg, join, process, seccomp, opts["preserve_fds"], "user" in kinds,
+                root_of)  # fmt: skip
     child_end.close()
     return _parent(chan, stage_pid, process, opts, detach)
 
@@ -227,7 +233,8 @@ def sealed_stage1(args: dict[str, Any]) -> NoReturn:
     except BaseException as exc:
         chan.send("error", msg=describe(exc))
         os._exit(1)
-    _stage1(chan, cg, join, process, seccomp, args["preserve_fds"], "user" in kinds)
+    root_of = 0 if "mount" in kinds else state.pid
+    _stage1(chan, cg, join, process, seccomp, args["preserve_fds"], "user" in kinds, root_of)
 
 
 def _stage1(
@@ -238,11 +245,19 @@ def _stage1(
     seccomp: tuple[bytes, int] | None,
     preserve_fds: int,
     in_userns: bool,
+    root_of: int = 0,
 ) -> NoReturn:
+    """Join the cgroup and namespaces; with ROOT_OF (init's pid, for a container without a
+    mount namespace of its own), also init's root; fork the process to run."""
     try:
         cg.add_process(os.getpid())
         set_dumpable(False)
+        root_fd = os.open(f"/proc/{root_of}/root", os.O_PATH | os.O_DIRECTORY) if root_of else -1
         namespaces.enter(join)
+        if root_fd >= 0:
+            os.fchdir(root_fd)
+            os.chroot(".")
+            os.close(root_fd)
         child = os.fork()
         if child == 0:
             _exec_child(chan, process, seccomp, preserve_fds, in_userns)
@@ -266,7 +281,7 @@ def _exec_child(
         apply_rlimits(process)
         apply_oom_score_adj(process)
         env = environment(process)
-        os.chdir(process.get("cwd", "/"))
+        enter_cwd(process.get("cwd", "/"))
         path = lookup_executable(process["args"][0], env, process.get("cwd", "/"))
         finalize_and_exec(process, path, env, seccomp, preserve_fds, in_userns)
     except BaseException as exc:

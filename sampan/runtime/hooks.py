@@ -31,6 +31,18 @@ def run_hooks(kind: str, hooks: list[dict[str, Any]], state: dict[str, Any]) -> 
         _run_one(f"{kind}[{i}] {hook['path']}", hook, payload)
 
 
+def run_all_hooks(kind: str, hooks: list[dict[str, Any]], state: dict[str, Any]) -> list[str]:
+    """Run every hook, whatever the others do; return the failures (poststart, poststop)."""
+    payload = _json.dumps(state).encode()
+    failures = []
+    for i, hook in enumerate(hooks):
+        try:
+            _run_one(f"{kind}[{i}] {hook['path']}", hook, payload)
+        except HookFailed as exc:
+            failures.append(str(exc))
+    return failures
+
+
 def _run_one(name: str, hook: dict[str, Any], payload: bytes) -> None:
     args = hook.get("args") or [hook["path"]]
     env = dict(item.partition("=")[::2] for item in hook.get("env", []))
@@ -38,6 +50,9 @@ def _run_one(name: str, hook: dict[str, Any], payload: bytes) -> None:
     pid = os.fork()
     if pid == 0:  # the hook; its stdout and stderr are ours
         try:
+            from sampan.runtime.process import restore_signals
+
+            restore_signals()
             os.dup2(r_in, 0)
             os.close(r_in)
             os.close(w_in)

@@ -38,6 +38,7 @@ from sampan.linux.constants import MS_BIND
 from sampan.linux.syscalls import (
     join_session_keyring,
     mount,
+    personality,
     set_dumpable,
     setdomainname,
     sethostname,
@@ -105,6 +106,9 @@ class InitContext:
         self.keyring = keyring
 
 
+PERSONALITIES = {"LINUX": 0x0000, "LINUX32": 0x0008}  # PER_LINUX, PER_LINUX32
+
+
 def preload(config: dict[str, Any], process: dict[str, Any]) -> None:
     """Import, before forking, the optional modules the children will need.
 
@@ -156,7 +160,8 @@ def stage1(ctx: InitContext) -> NoReturn:
         child = os.fork()
         if child == 0:
             os.close(gate_w)
-            os.read(gate_r, 1)  # wait until the parent knows our pid
+            if os.read(gate_r, 1) != b"1":  # wait until the parent knows our pid
+                os._exit(1)  # stage 1 died first
             os.close(gate_r)
             container_init(ctx)
         ctx.chan.send("pid", pid=child)
@@ -262,6 +267,9 @@ def container_init(ctx: InitContext) -> NoReturn:
         builder.finish()
         apply_rlimits(process)
         apply_oom_score_adj(process)
+        persona = config.get("linux", {}).get("personality")
+        if persona:
+            personality(PERSONALITIES[persona["domain"]])
         env = environment(process)
         path = lookup_executable(process["args"][0], env, process.get("cwd", "/"))
         chan.send("ready")

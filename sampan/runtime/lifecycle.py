@@ -72,6 +72,10 @@ def create(
     linux = config.get("linux", {})
     plan = NamespacePlan(linux.get("namespaces", []))
     plan.check_paths()
+    if linux.get("sysctl"):
+        from sampan.runtime.namespaces import check_sysctl
+
+        check_sysctl(linux["sysctl"], plan)
     terminal = bool(process.get("terminal"))
     if terminal and not opts.console_socket and not keep_console:
         raise InvalidArgument("cannot allocate a tty without --console-socket when detached")
@@ -378,18 +382,15 @@ def start_state(state: ContainerState) -> ContainerState:
 
 
 def _run_hooks_warning(kind: str, state: ContainerState, status: str) -> None:
-    """poststart and poststop hooks: a failure is a warning, and the lifecycle goes on (spec)."""
+    """poststart and poststop hooks: each failure is a warning, and the rest still run (spec)."""
     hooks = state.config.get("hooks", {}).get(kind, [])
     if not hooks:
         return
-    from sampan.runtime.hooks import HookFailed, run_hooks
+    from sampan.runtime.hooks import run_all_hooks
+    from sampan.runtime.log import warn
 
-    try:
-        run_hooks(kind, hooks, state.oci_state(status))
-    except HookFailed as exc:
-        from sampan.runtime.log import warn
-
-        warn(str(exc))
+    for failure in run_all_hooks(kind, hooks, state.oci_state(status)):
+        warn(failure)
 
 
 # -- kill and delete ----------------------------------------------------------------------

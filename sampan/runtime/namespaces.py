@@ -74,6 +74,35 @@ class NamespacePlan:
                 raise InvalidArgument(f"{where}: is a {other} namespace, not {kind}")
 
 
+# sysctls that belong to the ipc namespace, as the kernel (and runc) list them.
+IPC_SYSCTLS = frozenset({"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+                         "kernel.shmall", "kernel.shmmax", "kernel.shmmni",
+                         "kernel.shm_rmid_forced"})  # fmt: skip
+
+
+def check_sysctl(sysctl: dict[str, str], plan: NamespacePlan) -> None:
+    """Refuse a sysctl that would change the host: each must live in a namespace the
+    container has of its own (ipc, network, uts), as runc's validator has it."""
+    for key in sysctl:
+        where = f"config.json: linux.sysctl.{key}"
+        if key in IPC_SYSCTLS or key.startswith("fs.mqueue."):
+            if "ipc" not in plan.kinds:
+                raise InvalidArgument(f"{where}: needs a private ipc namespace")
+        elif key.startswith("net."):
+            if "network" not in plan.kinds:
+                raise InvalidArgument(f"{where}: needs a private network namespace")
+            path = next((p for kind, p in plan.join if kind == "network"), None)
+            if path and os.stat(path).st_ino == os.stat("/proc/self/ns/net").st_ino:
+                raise InvalidArgument(f"{where}: the network namespace joined is the host's")
+        elif key == "kernel.domainname":
+            if "uts" not in plan.kinds:
+                raise InvalidArgument(f"{where}: needs a private uts namespace")
+        elif key == "kernel.hostname":
+            raise InvalidArgument(f"{where}: set the config's hostname instead")
+        else:
+            raise InvalidArgument(f"{where}: not in a namespace of the container's own")
+
+
 def enter(join: list[tuple[str, str]]) -> None:
     """setns into each (type, path), in JOIN_ORDER; all paths are opened first."""
     fds = []

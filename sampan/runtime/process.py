@@ -7,7 +7,7 @@ Order matters, and is runc's:
     seccomp, when noNewPrivileges is off (loading it then needs CAP_SYS_ADMIN)
     keepcaps; setgroups/setresgid/setresuid; clear keepcaps
     bounding set, capset, ambient     (sampan.linux.caps.apply_process_caps)
-    umask, chdir(cwd)
+    signals as they were before Python, umask, chdir(cwd)
     no_new_privs; seccomp when noNewPrivileges is on (nothing runs after it)
     execve
 """
@@ -147,9 +147,40 @@ def lookup_executable(arg0: str, env: dict[str, str], cwd: str) -> str:
     raise NotFound(f'exec: "{arg0}": executable file not found in $PATH')
 
 
+def _hand_over_stdio(uid: int) -> None:
+    """Give the process's user its stdio (pipes and ptys the runtime's caller made), as runc
+    does; /dev/null and what cannot be changed are left alone."""
+    null = os.stat("/dev/null").st_rdev if os.path.exists("/dev/null") else None
+    for fd in (0, 1, 2):
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            continue
+        if st.st_uid == uid or (null is not None and st.st_rdev == null and st.st_rdev):
+            continue
+        try:
+            os.fchown(fd, uid, -1)
+        except OSError as exc:
+            if exc.errno not in (1, 22, 30):  # EPERM, EINVAL, EROFS
+                raise
+
+
+def enter_cwd(cwd: str) -> None:
+    """chdir to CWD and check it is inside the container's root (CVE-2024-21626): a path
+    through an fd the caller leaked, like /proc/self/fd/N, could lead outside it."""
+    os.chdir(cwd)
+    try:
+        here = os.getcwd()
+    except OSError:
+        here = ""
+    if not here.startswith("/"):
+        raise InvalidArgument(f"process.cwd {cwd}: outside the container's root")
+
+
 def switch_user(process: dict[str, Any], in_userns: bool) -> None:
     user = process.get("user", {})
     uid, gid = user.get("uid", 0), user.get("gid", 0)
+    _hand_over_stdio(uid)
     groups = user.get("additionalGids", [])
     try:
         os.setgroups(groups)
@@ -159,6 +190,16 @@ def switch_user(process: dict[str, Any], in_userns: bool) -> None:
             raise
     os.setresgid(gid, gid, gid)
     os.setresuid(uid, uid, uid)
+
+
+def restore_signals() -> None:
+    """Undo what Python did to signals, before exec: SIGPIPE and SIGXFSZ ignored
+    (an ignored signal stays ignored across execve), and any blocked ones."""
+    import _signal  # type: ignore[import-not-found]  # built in: importable after pivot_root
+
+    for signum in (13, 25):  # SIGPIPE, SIGXFSZ
+        _signal.signal(signum, _signal.SIG_DFL)
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
 
 
 def _load_seccomp(seccomp: tuple[bytes, int]) -> None:
@@ -187,8 +228,9 @@ def finalize_and_exec(
     set_keepcaps(False)
     ignored = caps.apply_process_caps(process.get("capabilities"))
     del ignored  # unknown or unavailable on this host: skipped, as runc does
+    restore_signals()
     os.umask(process.get("user", {}).get("umask", 0o022))
-    os.chdir(process.get("cwd", "/"))
+    enter_cwd(process.get("cwd", "/"))
     if nnp:
         set_no_new_privs()
     if seccomp is not None and nnp:
