@@ -48,6 +48,7 @@ from sampan.runtime import namespaces
 from sampan.runtime.process import (
     apply_oom_score_adj,
     apply_rlimits,
+    enter_cwd,
     environment,
     finalize_and_exec,
     lookup_executable,
@@ -271,6 +272,7 @@ def container_init(ctx: InitContext) -> NoReturn:
         if persona:
             personality(PERSONALITIES[persona["domain"]])
         env = environment(process)
+        enter_cwd(process.get("cwd", "/"))  # checked now, so create fails; again after setuid
         path = lookup_executable(process["args"][0], env, process.get("cwd", "/"))
         chan.send("ready")
         chan.expect("go")

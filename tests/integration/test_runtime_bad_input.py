@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -279,4 +280,57 @@ def test_failure_without_a_mount_namespace_leaves_no_mounts(case: Case, tmp_path
 
     case.config(edit=edit)
     case.fails("mounts[1]", "cannot mount")
+    case.assert_nothing_left()
+
+
+@pytest.mark.parametrize(
+    ("key", "drop", "needle"),
+    [
+        ("net.ipv4.tcp_keepalive_time", "network", "needs a private network namespace"),
+        ("kernel.msgmax", "ipc", "needs a private ipc namespace"),
+        ("kernel.core_pattern", None, "not in a namespace of the container's own"),
+        ("kernel.hostname", None, "set the config's hostname instead"),
+    ],
+)
+def test_sysctl_that_would_change_the_host(case: Case, key: str, drop: str | None,
+                                           needle: str) -> None:  # fmt: skip
+    with open(f"/proc/sys/{key.replace('.', '/')}") as f:
+        before = f.read()
+
+    def edit(config: dict[str, Any]) -> None:
+        config["linux"]["sysctl"] = {key: "7201"}
+        config["linux"]["namespaces"] = [ns for ns in config["linux"]["namespaces"]
+                                         if ns["type"] != drop]  # fmt: skip
+
+    case.config(edit=edit)
+    case.fails(f"linux.sysctl.{key}", needle)
+    with open(f"/proc/sys/{key.replace('.', '/')}") as f:
+        assert f.read() == before
+    case.assert_nothing_left()
+
+
+def test_negative_preserve_fds(case: Case) -> None:
+    case.config()
+    case.fails("--preserve-fds -5", "must not be negative", extra=("--preserve-fds", "-5"))
+    case.assert_nothing_left()
+
+
+def test_cwd_through_a_leaked_fd_is_refused(case: Case, tmp_path: Path) -> None:
+    """process.cwd /proc/self/fd/N with a host directory open at N (CVE-2024-21626)."""
+    host_dir = tmp_path / "hostdir"
+    host_dir.mkdir()
+    fd = os.open(host_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.set_inheritable(fd, True)
+        case.config(["sh", "-c", "pwd; cat ../../etc/hostname"],
+                    {"process": {"cwd": f"/proc/self/fd/{fd}"}})  # fmt: skip
+        proc = subprocess.run(
+            case.runtime.argv("create", "--bundle", str(case.bundle), case.cid),
+            capture_output=True, text=True, pass_fds=(fd,), check=False,
+        )  # fmt: skip
+    finally:
+        os.close(fd)
+    assert proc.returncode != 0
+    assert proc.stdout == ""  # refused at create: nothing ran with a host cwd
+    assert "outside the container's root" in proc.stderr
     case.assert_nothing_left()

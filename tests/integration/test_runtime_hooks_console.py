@@ -187,3 +187,13 @@ def test_console_needs_terminal(runtime: Runtime, bundle: Bundle, cid: str,
     assert proc.returncode != 0
     assert "--console-socket" in proc.stderr
     assert runtime.ids() == set()
+
+
+def test_every_poststop_hook_runs_though_one_fails(runtime: Runtime, bundle: Bundle, cid: str,
+                                                  tmp_path: Path) -> None:  # fmt: skip
+    failing = {"path": "/bin/sh", "args": ["sh", "-c", "exit 3"]}
+    hooks = {"poststop": [failing, recording_hook("poststop", str(tmp_path))]}
+    proc = runtime("run", "--bundle", str(bundle(["true"], {"hooks": hooks})), cid)
+    assert proc.returncode == 0, proc.stderr
+    assert "poststop[0]" in proc.stderr and "exit status 3" in proc.stderr
+    assert (tmp_path / "poststop.json").exists()  # the second hook still ran

@@ -171,3 +171,57 @@ def test_preserve_fds(runtime: Runtime, bundle: Bundle, cid: str, tmp_path: Path
     # 0-2, the preserved 3, and the directory ls opened itself, which takes the lowest
     # free number: 4 (had our fd 4 leaked in, the list would run to 5).
     assert sorted(lines[1:], key=int) == ["0", "1", "2", "3", "4"]
+
+
+def test_exec_cap_is_not_inheritable(runtime: Runtime, bundle: Bundle, cid: str) -> None:
+    """exec --cap adds to bounding/effective/permitted only (CVE-2022-29162)."""
+    start_detached(runtime, bundle, cid)
+    out = runtime.ok("exec", "--cap", "CAP_NET_ADMIN", cid, "grep", "^Cap", "/proc/self/status")
+    caps = {ln.split(":")[0]: int(ln.split()[1], 16) for ln in out.stdout.splitlines()}
+    net_admin = 1 << 12
+    assert caps["CapEff"] & net_admin and caps["CapPrm"] & net_admin and caps["CapBnd"] & net_admin
+    assert caps["CapInh"] == 0 and caps["CapAmb"] == 0
+    # A non-root user does not get it through the ambient set either.
+    out = runtime.ok("exec", "--cap", "CAP_NET_ADMIN", "--user", "1000:1000", cid,
+                     "grep", "^CapEff", "/proc/self/status")  # fmt: skip
+    assert int(out.stdout.split()[1], 16) == 0
+
+
+def test_signals_are_not_left_ignored(runtime: Runtime, bundle: Bundle, cid: str) -> None:
+    """Python ignores SIGPIPE and SIGXFSZ; the container's process must not inherit that."""
+    script = "grep -E '^Sig(Ign|Blk)' /proc/self/status; yes | head -c1 >/dev/null; echo rc=$?"
+    proc = runtime.ok("run", "--bundle", str(bundle(["sh", "-c", script])), cid)
+    assert "SigIgn:\t0000000000000000" in proc.stdout
+    assert "SigBlk:\t0000000000000000" in proc.stdout
+    assert proc.stdout.strip().endswith("rc=0")
+    assert "Broken pipe" not in proc.stderr
+
+
+def test_stdio_belongs_to_the_process_user(runtime: Runtime, bundle: Bundle, cid: str) -> None:
+    b = bundle(["sh", "-c", "echo through-dev-stdout > /dev/stdout"],
+               {"process": {"user": {"uid": 1000, "gid": 1000}}})  # fmt: skip
+    proc = runtime("run", "--bundle", str(b), cid)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "through-dev-stdout\n"
+
+
+def test_exec_without_a_mount_namespace_sees_the_container_root(
+    runtime: Runtime, bundle: Bundle, cid: str
+) -> None:
+    def edit(config: dict[str, object]) -> None:
+        linux = config["linux"]
+        assert isinstance(linux, dict)
+        linux["namespaces"] = [ns for ns in linux["namespaces"] if ns["type"] != "mount"]
+        linux.pop("maskedPaths")
+        linux.pop("readonlyPaths")
+        config["mounts"] = [{"destination": "/proc", "type": "proc", "source": "proc"}]
+
+    start_detached(runtime, bundle, cid, edit=edit)
+    out = runtime.ok("exec", cid, "cat", "/etc/passwd")
+    assert out.stdout.startswith("root:x:0:0:root:/root:/bin/sh\n")  # busybox's, not the host's
+    assert "nobody:x:65534:65534:nobody:/home:/bin/false" in out.stdout
+
+
+def test_personality_linux32(runtime: Runtime, bundle: Bundle, cid: str) -> None:
+    b = bundle(["uname", "-m"], {"linux": {"personality": {"domain": "LINUX32"}}})
+    assert runtime.ok("run", "--bundle", str(b), cid).stdout.strip() in ("i686", "armv8l")
