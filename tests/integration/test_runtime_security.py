@@ -271,3 +271,26 @@ def test_cgroup_mounts_show_own_cgroup(runtime: Runtime, bundle: Bundle, cid: st
                  if ln.split()[4].startswith("/sys/fs/cgroup/")}  # fmt: skip
         assert roots, proc.stdout
         assert set(roots.values()) == {path}, roots
+
+
+def test_no_device_rules_still_means_only_the_default_devices(
+    runtime: Runtime, bundle: Bundle, cid: str
+) -> None:
+    """A config without linux.resources gets the default allow-list, not every device."""
+    caps = ["CAP_MKNOD", "CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+    script = (
+        "mknod /dev/disk0 b 7 0 && head -c1 /dev/disk0 >/dev/null 2>&1 && echo opened-disk;"
+        " echo x > /dev/null && echo null-ok"
+    )
+
+    def edit(config: dict[str, object]) -> None:
+        linux = config["linux"]
+        assert isinstance(linux, dict)
+        linux.pop("resources", None)
+        config["process"]["capabilities"] = {
+            k: caps for k in ("bounding", "effective", "permitted")
+        }  # type: ignore[index]
+
+    proc = runtime("run", "--bundle", str(bundle(["sh", "-c", script], edit=edit)), cid)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "null-ok\n"  # /dev/null works; the loop device (7:0) does not open
