@@ -87,7 +87,41 @@ PROPAGATION_OPTIONS: dict[str, int] = {
     "runbindable": MS_UNBINDABLE | MS_REC,
 }
 # Options that are understood but carry no mount flag (handled elsewhere or no-ops).
-IGNORED_MOUNT_OPTIONS = frozenset({"defaults", "tmpcopyup", "idmap", "ridmap", "nocopyup"})
+IGNORED_MOUNT_OPTIONS = frozenset({"defaults", "tmpcopyup", "nocopyup"})
+
+# mount_setattr(2) (linux/mount.h): struct mount_attr's attr_set/attr_clr bits.
+AT_RECURSIVE = 0x8000
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
+MOUNT_ATTR__ATIME = 0x70  # the atime mode: RELATIME (0), NOATIME or STRICTATIME
+MOUNT_ATTR_RELATIME = 0x0
+MOUNT_ATTR_NOATIME = 0x10
+MOUNT_ATTR_STRICTATIME = 0x20
+MOUNT_ATTR_NODIRATIME = 0x80
+MOUNT_ATTR_NOSYMFOLLOW = 0x200000
+# The OCI spec's recursive options (applied with mount_setattr AT_RECURSIVE) -> (clear?, attr).
+RECURSIVE_MOUNT_OPTIONS: dict[str, tuple[bool, int]] = {
+    "rro": (False, MOUNT_ATTR_RDONLY),
+    "rrw": (True, MOUNT_ATTR_RDONLY),
+    "rnosuid": (False, MOUNT_ATTR_NOSUID),
+    "rsuid": (True, MOUNT_ATTR_NOSUID),
+    "rnodev": (False, MOUNT_ATTR_NODEV),
+    "rdev": (True, MOUNT_ATTR_NODEV),
+    "rnoexec": (False, MOUNT_ATTR_NOEXEC),
+    "rexec": (True, MOUNT_ATTR_NOEXEC),
+    "rnodiratime": (False, MOUNT_ATTR_NODIRATIME),
+    "rdiratime": (True, MOUNT_ATTR_NODIRATIME),
+    "rrelatime": (False, MOUNT_ATTR_RELATIME),
+    "rnorelatime": (True, MOUNT_ATTR_RELATIME),
+    "rnoatime": (False, MOUNT_ATTR_NOATIME),
+    "ratime": (True, MOUNT_ATTR_NOATIME),
+    "rstrictatime": (False, MOUNT_ATTR_STRICTATIME),
+    "rnostrictatime": (True, MOUNT_ATTR_STRICTATIME),
+    "rnosymfollow": (False, MOUNT_ATTR_NOSYMFOLLOW),
+    "rsymfollow": (True, MOUNT_ATTR_NOSYMFOLLOW),
+}
 
 # umount2(2) flags.
 MNT_FORCE = 1

@@ -13,7 +13,7 @@ import stat
 from sampan.errors import InvalidArgument
 from sampan.linux import constants as C
 from sampan.linux.errors import SyscallError
-from sampan.linux.syscalls import mount, pivot_root, umount
+from sampan.linux.syscalls import mount, mount_setattr, pivot_root, umount
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -53,6 +53,11 @@ DEFAULT_DEVICE_RULES = (
 # Flags a bind remount must keep (the kernel refuses to clear locked ones in a user ns).
 _ST_KEEP = {2: C.MS_NOSUID, 4: C.MS_NODEV, 8: C.MS_NOEXEC, 1024: C.MS_NOATIME,
             2048: C.MS_NODIRATIME, 4096: C.MS_RELATIME}  # fmt: skip
+_ST_RDONLY = 1
+# The flags a parent user namespace can lock on a mount (runc's mntLockFlags).
+_LOCKABLE = (C.MS_RDONLY | C.MS_NOSUID | C.MS_NODEV | C.MS_NOEXEC | C.MS_NOATIME | C.MS_RELATIME
+             | C.MS_NODIRATIME)  # fmt: skip
+_ATIME = C.MS_NOATIME | C.MS_RELATIME | C.MS_STRICTATIME
 _MAX_SYMLINKS = 255
 
 
@@ -87,29 +92,97 @@ def securejoin(root: str, unsafe: str) -> str:
     return root + ("/" + "/".join(done) if done else "")
 
 
+def clean_path(path: str) -> str:
+    """PATH made absolute and lexically clean ('..' stops at '/'), as Go's filepath.Clean('/'+p)."""
+    out: list[str] = []
+    for part in path.split("/"):
+        if part == "..":
+            if out:
+                out.pop()
+        elif part and part != ".":
+            out.append(part)
+    return "/" + "/".join(out)
+
+
+class MountOptions:
+    """A mount's ``options``, sorted out.
+
+    flags      mount(2) flags to set          cleared  flags an option asked to clear
+    prop       propagation (MS_SHARED...)     data     the rest: the filesystem's own options
+    rec_set    mount_setattr(2) attributes to set (and rec_clr: to clear) on the whole
+               tree, from the OCI spec's recursive options (rro, rnosuid, ...)
+
+    ``idmap``/``ridmap`` raise ValueError: id-mapped mounts are not supported.
+    """
+
+    __slots__ = ("cleared", "data", "flags", "prop", "rec_clr", "rec_set")
+
+    def __init__(self, options: list[str]) -> None:
+        flags = cleared = prop = rec_set = rec_clr = 0
+        data: list[str] = []
+        for opt in options:
+            known = C.MOUNT_OPTIONS.get(opt)
+            if known is not None:
+                clear, flag = known
+                if clear:
+                    flags &= ~flag
+                    cleared |= flag
+                else:
+                    flags |= flag
+                    cleared &= ~flag
+            elif opt in C.PROPAGATION_OPTIONS:
+                prop |= C.PROPAGATION_OPTIONS[opt]
+            elif opt in C.RECURSIVE_MOUNT_OPTIONS:
+                clear, attr = C.RECURSIVE_MOUNT_OPTIONS[opt]
+                if attr & ~C.MOUNT_ATTR__ATIME:  # a flag of its own
+                    if clear:
+                        rec_clr |= attr
+                        rec_set &= ~attr
+                    else:
+                        rec_set |= attr
+                        rec_clr &= ~attr
+                elif not clear:
+                    # The atime setting is one value: mount_setattr(2) wants all of
+                    # MOUNT_ATTR__ATIME in attr_clr along with the new one in attr_set.
+                    rec_clr |= C.MOUNT_ATTR__ATIME
+                    rec_set = rec_set & ~C.MOUNT_ATTR__ATIME | attr
+                elif attr and (
+                    not rec_clr & C.MOUNT_ATTR__ATIME or rec_set & C.MOUNT_ATTR__ATIME == attr
+                ):
+                    # ratime, rnostrictatime: back to the default, relatime (rnorelatime
+                    # has nothing to go back to).
+                    rec_clr |= C.MOUNT_ATTR__ATIME
+                    rec_set &= ~C.MOUNT_ATTR__ATIME
+            elif opt in ("idmap", "ridmap"):
+                raise ValueError(f"{opt}: id-mapped mounts are not supported yet")
+            elif opt not in C.IGNORED_MOUNT_OPTIONS:
+                data.append(opt)
+        self.flags = flags
+        self.cleared = cleared
+        self.prop = prop
+        self.rec_set = rec_set
+        self.rec_clr = rec_clr
+        self.data = data
+
+
 def parse_options(options: list[str]) -> tuple[int, int, str]:
     """Mount options -> (flags, propagation flags, data string for the filesystem)."""
-    flags = 0
-    prop = 0
-    data: list[str] = []
-    for opt in options:
-        known = C.MOUNT_OPTIONS.get(opt)
-        if known is not None:
-            clear, flag = known
-            flags = flags & ~flag if clear else flags | flag
-        elif opt in C.PROPAGATION_OPTIONS:
-            prop |= C.PROPAGATION_OPTIONS[opt]
-        elif opt not in C.IGNORED_MOUNT_OPTIONS:
-            data.append(opt)
-    return flags, prop, ",".join(data)
+    o = MountOptions(options)
+    return o.flags, o.prop, ",".join(o.data)
 
 
-def _locked_flags(path: str) -> int:
+def _mount_flags(path: str) -> int:
+    """The MS_* flags of the mount at PATH that statvfs shows (MS_RDONLY included)."""
     try:
         st = os.statvfs(path)
     except OSError:
         return 0
-    return sum(flag for bit, flag in _ST_KEEP.items() if st.f_flag & bit)
+    flags = sum(flag for bit, flag in _ST_KEEP.items() if st.f_flag & bit)
+    return flags | C.MS_RDONLY if st.f_flag & _ST_RDONLY else flags
+
+
+def _locked_flags(path: str) -> int:
+    return _mount_flags(path) & ~C.MS_RDONLY
 
 
 def _mkdirs(path: str) -> None:
@@ -124,8 +197,72 @@ def _make_target(path: str, as_dir: bool) -> None:
         _mkdirs(path)
         return
     _mkdirs(os.path.dirname(path))
-    if not os.path.lexists(path):
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
+    try:
+        # Exclusive: never through a symlink that appeared at PATH since it was resolved.
+        flags = os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_WRONLY | os.O_CLOEXEC
+        os.close(os.open(path, flags, 0o644))
+    except FileExistsError:
+        pass
+
+
+def _remount_bind(dest: str, flags: int, cleared: int) -> None:
+    """Remount the bind mount DEST with FLAGS, as runc does.
+
+    First with just the flags asked for.  A mount from a more privileged user
+    namespace has locked flags that only its owner may clear (EPERM): then again
+    with them kept -- unless the config asked to clear one, or wants another
+    atime mode than the locked one, which cannot be honoured.
+    """
+    try:
+        mount(None, dest, None, flags)
+        return
+    except SyscallError as exc:
+        if exc.errno != 1:  # EPERM
+            raise
+        first = exc
+    locked = _mount_flags(dest) & _LOCKABLE
+    refused = [name for name, (clear, flag) in C.MOUNT_OPTIONS.items()
+               if clear and flag & cleared & locked]  # fmt: skip
+    want_atime = flags & (C.MS_NOATIME | C.MS_RELATIME)
+    if not refused and flags & _ATIME and want_atime != locked & (C.MS_NOATIME | C.MS_RELATIME):
+        refused = [name for name in ("noatime", "relatime", "strictatime")
+                   if flags & C.MOUNT_OPTIONS[name][1]]  # fmt: skip
+    if refused:
+        raise OSError(
+            first.errno,
+            f"{', '.join(refused)}: the mount's flags are locked (by the owner of"
+            " a parent user namespace) and cannot be changed",
+        )
+    mount(None, dest, None, flags | locked)
+
+
+def _split(path: str) -> tuple[str, str]:
+    """'/dev/net/tun' -> ('/dev/net', 'tun'): a path's directory and its last name."""
+    parent, _, name = clean_path(path).rpartition("/")
+    if not name:
+        raise InvalidArgument(f"{path!r}: not a path to a file")
+    return parent or "/", name
+
+
+def _symlink(target: str, name: str, dirfd: int, replace: bool = False) -> None:
+    """NAME -> TARGET in the directory DIRFD; an existing NAME is kept unless REPLACE.
+
+    NAME itself is never followed: an image's symlink there is replaced or kept,
+    never written through.
+    """
+    try:
+        os.symlink(target, name, dir_fd=dirfd)
+        return
+    except FileExistsError:
+        if not replace:
+            return
+    try:
+        if os.readlink(name, dir_fd=dirfd) == target:
+            return
+    except OSError:
+        pass  # not a symlink
+    os.unlink(name, dir_fd=dirfd)
+    os.symlink(target, name, dir_fd=dirfd)
 
 
 class RootfsBuilder:
@@ -155,45 +292,68 @@ class RootfsBuilder:
 
     def prepare(self) -> None:
         if self.own_mount_ns:
-            prop_name = self.linux.get("rootfsPropagation")
-            prop = C.PROPAGATION_OPTIONS[prop_name] if prop_name else C.MS_SLAVE | C.MS_REC
+            prop = self._root_propagation()
             mount(None, "/", None, prop)
-            if prop & C.MS_SHARED:
-                self._make_parent_private()
+            # After a recursive slave or private no mount here is shared, the rootfs's
+            # own included.  Otherwise make the mount the rootfs is on slave or private
+            # (runc's rootfsParentMountPropagation): shared, it would hand the mounts
+            # below to the host, and pivot_root refuses a new root on a shared mount.
+            if not (prop & C.MS_REC and prop & (C.MS_SLAVE | C.MS_PRIVATE)):
+                self._parent_propagation(C.MS_SLAVE if prop & C.MS_SLAVE else C.MS_PRIVATE)
         # Also without a mount namespace: a read-only root then remounts this
         # bind mount, never the host filesystem below it.
         mount(self.rootfs, self.rootfs, None, C.MS_BIND | C.MS_REC)
+        dev_bound = False
         for i, m in enumerate(self.config.get("mounts", [])):
             try:
-                self._mount(m)
+                opts = MountOptions(m.get("options", []))
+            except ValueError as exc:
+                raise InvalidArgument(f"mounts[{i}].options: {exc}") from None
+            bind = m.get("type") == "bind" or bool(opts.flags & C.MS_BIND)
+            if bind and opts.data:
+                raise InvalidArgument(
+                    f"mounts[{i}].options: {opts.data[0]}: unknown mount option"
+                    " (a bind mount takes no filesystem options)"
+                )
+            try:
+                self._mount(m, opts, bind)
             except OSError as exc:
                 raise InvalidArgument(
                     f"mounts[{i}]: cannot mount {m.get('type', 'bind')} {m.get('source', '')!r}"
                     f" on {m['destination']}: {exc.strerror}"
                 ) from None
-        self._devices()
+            if bind and not dev_bound:
+                dev_bound = clean_path(m["destination"]) == "/dev"
+        # A /dev bound from elsewhere is taken as it is (runc's needsSetupDev): its
+        # nodes and links would be made in a directory of the host.
+        if not dev_bound:
+            self._devices()
 
-    def _make_parent_private(self) -> None:
-        best = "/"
-        with open("/proc/self/mountinfo") as f:
-            for line in f:
-                point = line.split(" ", 5)[4]
-                if (self.rootfs + "/").startswith(point.rstrip("/") + "/") and len(point) > len(
-                    best
-                ):
-                    best = point
-        mount(None, best, None, C.MS_PRIVATE)
+    def _root_propagation(self) -> int:
+        name = self.linux.get("rootfsPropagation")
+        return C.PROPAGATION_OPTIONS[name] if name else C.MS_SLAVE | C.MS_REC
 
-    def _mount(self, m: dict[str, Any]) -> None:
+    def _parent_propagation(self, flag: int) -> None:
+        """Set FLAG on the mount the rootfs is on: the nearest mount point at or above it."""
+        path = self.rootfs
+        while True:
+            try:
+                mount(None, path, None, flag)
+                return
+            except SyscallError as exc:
+                if exc.errno != 22 or path == "/":  # EINVAL: not a mount point
+                    raise
+            path = os.path.dirname(path)
+
+    def _mount(self, m: dict[str, Any], opts: MountOptions, bind: bool) -> None:
         dest = securejoin(self.rootfs, m["destination"])
         options = m.get("options", [])
-        flags, prop, data = parse_options(options)
+        flags, prop, data = opts.flags, opts.prop, ",".join(opts.data)
         kind = m.get("type", "")
         source = m.get("source", "")
-        if kind == "bind" or flags & C.MS_BIND:
-            self._bind(source, dest, flags, prop)
-            return
-        if kind == "cgroup":
+        if bind:
+            self._bind(source, dest, flags, prop, opts.cleared)
+        elif kind == "cgroup":
             self._cgroup(dest, flags)
         else:
             if kind == "tmpfs" and os.path.isdir(dest):
@@ -219,19 +379,21 @@ class RootfsBuilder:
                 self._bind(host, dest, flags | C.MS_BIND | C.MS_REC, 0)
             if ro_later:
                 self.readonly_later.append((dest, flags))
-        if prop:
+        if prop and not bind:
             mount(None, dest, None, prop)
+        if opts.rec_set or opts.rec_clr:
+            mount_setattr(dest, opts.rec_set, opts.rec_clr)
 
-    def _bind(self, source: str, dest: str, flags: int, prop: int) -> None:
+    def _bind(self, source: str, dest: str, flags: int, prop: int, cleared: int = 0) -> None:
         if not source.startswith("/"):
             source = f"{self.bundle}/{source}"
         st = os.stat(source)
         _make_target(dest, stat.S_ISDIR(st.st_mode))
         mount(source, dest, None, C.MS_BIND | (flags & C.MS_REC))
-        other = flags & ~(C.MS_BIND | C.MS_REC | C.MS_REMOUNT)
-        if other:
-            remount = C.MS_BIND | C.MS_REMOUNT | other | _locked_flags(dest)
-            mount(None, dest, None, remount)
+        # The bind keeps the source's flags; a remount sets the ones asked for
+        # (and drops the rest), when any flag was asked for or asked to be cleared.
+        if flags & ~(C.MS_BIND | C.MS_REC | C.MS_REMOUNT) or cleared:
+            _remount_bind(dest, C.MS_BIND | C.MS_REMOUNT | (flags & ~C.MS_REC), cleared)
         if prop:
             mount(None, dest, None, prop)
 
@@ -286,51 +448,70 @@ class RootfsBuilder:
             self.readonly_later.append((dest, bind_flags | C.MS_RDONLY))
 
     def _devices(self) -> None:
-        dev = securejoin(self.rootfs, "/dev")
-        _mkdirs(dev)
-        for path, major, minor in DEFAULT_DEVICES:
-            self._node(path, "c", major, minor, 0o666, 0, 0)
-        for d in self.linux.get("devices", []):
-            mode = d.get("fileMode", 0o666)
-            self._node(d["path"], d["type"], d.get("major", 0), d.get("minor", 0), mode,
-                       d.get("uid", 0), d.get("gid", 0))  # fmt: skip
-        for target, link in DEFAULT_SYMLINKS:
-            path = securejoin(self.rootfs, link)
-            if not os.path.lexists(path):
-                os.symlink(target, path)
-        if os.path.exists("/proc/kcore"):
-            path = securejoin(self.rootfs, "/dev/core")
-            if not os.path.lexists(path):
-                os.symlink("/proc/kcore", path)
-        pts = securejoin(self.rootfs, "/dev/pts/ptmx")
-        if os.path.exists(pts):
-            ptmx = securejoin(self.rootfs, "/dev/ptmx")
-            if os.path.lexists(ptmx):
-                os.unlink(ptmx)
-            os.symlink("pts/ptmx", ptmx)
+        """The nodes and links of /dev.
 
-    def _node(self, path: str, kind: str, major: int, minor: int, mode: int, uid: int,
-              gid: int) -> None:  # fmt: skip
-        dest = securejoin(self.rootfs, path)
-        _mkdirs(os.path.dirname(dest))
-        if self.in_userns:
-            # mknod is refused in a user namespace: bind the host's node instead.
-            _make_target(dest, False)
-            mount(path, dest, None, C.MS_BIND)
-            return
-        fmt = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[kind]
-        if os.path.lexists(dest):
-            st = os.lstat(dest)
-            if (
-                stat.S_IFMT(st.st_mode) == fmt
-                and os.major(st.st_rdev) == major
-                and os.minor(st.st_rdev) == minor
-            ):
+        Only each path's directory is resolved (inside the rootfs); its last
+        name is acted on through that directory's fd and never followed, so a
+        symlink in the image cannot point the work at a file elsewhere.
+        """
+        dirs: dict[str, int] = {}
+        umask = os.umask(0)  # nodes get exactly their fileMode (runc's createDevices)
+        try:
+            for path, major, minor in DEFAULT_DEVICES:
+                self._node(dirs, path, "c", major, minor, 0o666, 0, 0)
+            for d in self.linux.get("devices", []):
+                mode = d.get("fileMode", 0o666)
+                self._node(dirs, d["path"], d["type"], d.get("major", 0), d.get("minor", 0),
+                           mode, d.get("uid", 0), d.get("gid", 0))  # fmt: skip
+            links = [(target, link, False) for target, link in DEFAULT_SYMLINKS]
+            if os.path.exists("/proc/kcore"):
+                links.append(("/proc/kcore", "/dev/core", False))
+            if os.path.exists(securejoin(self.rootfs, "/dev/pts/ptmx")):
+                links.append(("pts/ptmx", "/dev/ptmx", True))
+            dev = self._dir(dirs, "/dev")
+            for target, link, replace in links:
+                try:
+                    _symlink(target, link[5:], dev, replace)
+                except OSError as exc:
+                    raise SyscallError(exc.errno or 0, "symlink", link) from None
+        finally:
+            os.umask(umask)
+            for fd in dirs.values():
+                os.close(fd)
+
+    def _dir(self, dirs: dict[str, int], path: str) -> int:
+        """An O_PATH fd of directory PATH of the container (made if missing), kept in DIRS."""
+        fd = dirs.get(path)
+        if fd is None:
+            full = securejoin(self.rootfs, path)
+            _mkdirs(full)
+            fd = os.open(full, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            dirs[path] = fd
+        return fd
+
+    def _node(self, dirs: dict[str, int], path: str, kind: str, major: int, minor: int,
+              mode: int, uid: int, gid: int) -> None:  # fmt: skip
+        parent, name = _split(path)
+        try:
+            dirfd = self._dir(dirs, parent)
+            if self.in_userns:
+                # mknod is refused in a user namespace: bind the host's node instead.
+                _bind_node(path, name, dirfd)
                 return
-            os.unlink(dest)
-        os.mknod(dest, fmt | (mode & 0o7777), os.makedev(major, minor) if kind != "p" else 0)
-        os.chmod(dest, mode & 0o7777)
-        os.chown(dest, uid, gid)
+            fmt = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK,
+                   "p": stat.S_IFIFO}[kind]  # fmt: skip
+            rdev = os.makedev(major, minor) if kind != "p" else 0
+            try:
+                os.mknod(name, fmt | (mode & 0o7777), rdev, dir_fd=dirfd)
+            except FileExistsError:
+                st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+                if stat.S_IFMT(st.st_mode) == fmt and st.st_rdev == rdev:
+                    return  # the image has it already
+                os.unlink(name, dir_fd=dirfd)  # a symlink is removed, not followed
+                os.mknod(name, fmt | (mode & 0o7777), rdev, dir_fd=dirfd)
+            os.chown(name, uid, gid, dir_fd=dirfd, follow_symlinks=False)
+        except OSError as exc:
+            raise SyscallError(exc.errno or 0, "device", path) from None
 
     # -- the switch ------------------------------------------------------------------
 
@@ -346,20 +527,26 @@ class RootfsBuilder:
             mount(self.rootfs, "/", None, C.MS_MOVE)
             os.chroot(".")
             os.chdir("/")
-            return
-        old = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
-        new = os.open(self.rootfs, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            os.fchdir(new)
-            pivot_root(".", ".")
-            # The old root is now stacked on top of the new one: detach it.
-            os.fchdir(old)
-            mount(None, ".", None, C.MS_SLAVE | C.MS_REC)
-            umount(".", C.MNT_DETACH)
-            os.chdir("/")
-        finally:
-            os.close(old)
-            os.close(new)
+        else:
+            old = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+            new = os.open(self.rootfs, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                os.fchdir(new)
+                pivot_root(".", ".")
+                # The old root is now stacked on top of the new one: detach it.
+                os.fchdir(old)
+                mount(None, ".", None, C.MS_SLAVE | C.MS_REC)
+                umount(".", C.MNT_DETACH)
+                os.chdir("/")
+            finally:
+                os.close(old)
+                os.close(new)
+        # rootfsPropagation is the new root's own (runc): set now, on the new root, so
+        # that "shared" makes no peer of a host mount.  (Slave or private it is already.)
+        if self.linux.get("rootfsPropagation"):
+            prop = self._root_propagation()
+            if not prop & (C.MS_PRIVATE | C.MS_SLAVE):
+                mount(None, "/", None, prop)
 
     # -- after pivot_root ------------------------------------------------------------
 
@@ -373,6 +560,26 @@ class RootfsBuilder:
             readonly_path(path)
         if self.config["root"].get("readonly"):
             mount(None, "/", None, C.MS_BIND | C.MS_REMOUNT | C.MS_RDONLY | _locked_flags("/"))
+
+
+def _bind_node(host: str, name: str, dirfd: int) -> None:
+    """Bind the host's node HOST over NAME in DIRFD (an empty file, made if missing)."""
+    create = os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_RDONLY | os.O_CLOEXEC
+    try:
+        fd = os.open(name, create, 0o644, dir_fd=dirfd)
+    except FileExistsError:
+        fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dirfd)
+        if stat.S_ISLNK(os.fstat(fd).st_mode):  # the image's symlink: replaced, not followed
+            os.close(fd)
+            os.unlink(name, dir_fd=dirfd)
+            fd = os.open(name, create, 0o644, dir_fd=dirfd)
+    try:
+        # Through the fd: the mount lands on exactly the file opened.
+        mount(host, f"/proc/self/fd/{fd}", None, C.MS_BIND)
+    except SyscallError as exc:
+        raise SyscallError(exc.errno or 0, "bind", host) from None
+    finally:
+        os.close(fd)
 
 
 def _own_cgroups() -> dict[str, str]:

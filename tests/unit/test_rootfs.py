@@ -1,4 +1,4 @@
-"""runtime.rootfs, the parts above the syscalls: securejoin and mount option parsing."""
+"""runtime.rootfs, the parts above the syscalls: securejoin, paths and mount option parsing."""
 
 from __future__ import annotations
 
@@ -9,7 +9,14 @@ import pytest
 
 from sampan.linux import constants as C
 from sampan.linux.errors import SyscallError
-from sampan.runtime.rootfs import parse_options, securejoin
+from sampan.runtime.rootfs import (
+    MountOptions,
+    _make_target,
+    _symlink,
+    clean_path,
+    parse_options,
+    securejoin,
+)
 
 # -- securejoin ---------------------------------------------------------------------
 
@@ -189,3 +196,138 @@ def test_ignored_options(option: str) -> None:
 def test_default_spec_dev_mount() -> None:
     flags, prop, data = parse_options(["nosuid", "strictatime", "mode=755", "size=65536k"])
     assert (flags, prop, data) == (C.MS_NOSUID | C.MS_STRICTATIME, 0, "mode=755,size=65536k")
+
+
+def test_idmap_is_refused() -> None:
+    for option in ("idmap", "ridmap"):
+        with pytest.raises(ValueError, match=f"^{option}: id-mapped mounts are not supported yet"):
+            MountOptions(["rbind", option])
+
+
+# -- recursive options (mount_setattr) ----------------------------------------------------
+
+
+def test_recursive_options_are_attributes_not_data() -> None:
+    o = MountOptions(["rbind", "rro", "rnosuid", "rnodev", "rnoexec", "rnosymfollow"])
+    assert o.flags == C.MS_BIND | C.MS_REC
+    assert o.data == []
+    assert o.rec_set == (C.MOUNT_ATTR_RDONLY | C.MOUNT_ATTR_NOSUID | C.MOUNT_ATTR_NODEV
+                         | C.MOUNT_ATTR_NOEXEC | C.MOUNT_ATTR_NOSYMFOLLOW)  # fmt: skip
+    assert o.rec_clr == 0
+
+
+def test_recursive_clear_forms() -> None:
+    o = MountOptions(["rrw", "rsuid", "rdev", "rexec", "rsymfollow", "rdiratime"])
+    assert o.rec_set == 0
+    assert o.rec_clr == (C.MOUNT_ATTR_RDONLY | C.MOUNT_ATTR_NOSUID | C.MOUNT_ATTR_NODEV
+                         | C.MOUNT_ATTR_NOEXEC | C.MOUNT_ATTR_NOSYMFOLLOW
+                         | C.MOUNT_ATTR_NODIRATIME)  # fmt: skip
+
+
+def test_recursive_last_option_wins() -> None:
+    o = MountOptions(["rro", "rrw"])
+    assert (o.rec_set, o.rec_clr) == (0, C.MOUNT_ATTR_RDONLY)
+    o = MountOptions(["rrw", "rro"])
+    assert (o.rec_set, o.rec_clr) == (C.MOUNT_ATTR_RDONLY, 0)
+
+
+@pytest.mark.parametrize(
+    ("options", "mode"),
+    [
+        (["rnoatime"], C.MOUNT_ATTR_NOATIME),
+        (["rstrictatime"], C.MOUNT_ATTR_STRICTATIME),
+        (["rrelatime"], C.MOUNT_ATTR_RELATIME),
+        (["rnoatime", "rstrictatime"], C.MOUNT_ATTR_STRICTATIME),
+        (["rnoatime", "ratime"], C.MOUNT_ATTR_RELATIME),
+        (["ratime"], C.MOUNT_ATTR_RELATIME),
+        (["rstrictatime", "rnostrictatime"], C.MOUNT_ATTR_RELATIME),
+        (["rnoatime", "rnostrictatime"], C.MOUNT_ATTR_NOATIME),  # not the mode in use
+        (["rnoatime", "rnodiratime"], C.MOUNT_ATTR_NOATIME),
+    ],
+)
+def test_recursive_atime_is_one_value(options: list[str], mode: int) -> None:
+    # mount_setattr(2): an atime mode in attr_set needs all of MOUNT_ATTR__ATIME in
+    # attr_clr (a part of it there is EINVAL).
+    o = MountOptions(options)
+    assert o.rec_clr & C.MOUNT_ATTR__ATIME == C.MOUNT_ATTR__ATIME
+    assert o.rec_set & C.MOUNT_ATTR__ATIME == mode
+
+
+def test_rnorelatime_alone_changes_nothing() -> None:
+    o = MountOptions(["rnorelatime"])
+    assert (o.rec_set, o.rec_clr) == (0, 0)
+
+
+def test_cleared_flags_are_recorded() -> None:
+    o = MountOptions(["rbind", "exec", "suid", "nodev"])
+    assert o.flags == C.MS_BIND | C.MS_REC | C.MS_NODEV
+    assert o.cleared == C.MS_NOEXEC | C.MS_NOSUID
+    o = MountOptions(["rw", "ro"])
+    assert (o.flags, o.cleared) == (C.MS_RDONLY, 0)
+
+
+def test_unknown_options_are_data() -> None:
+    o = MountOptions(["rbind", "foo=bar", "rro"])
+    assert o.data == ["foo=bar"]
+
+
+# -- clean_path --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "clean"),
+    [
+        ("/dev", "/dev"),
+        ("/dev/", "/dev"),
+        ("//dev", "/dev"),
+        ("/./dev/.", "/dev"),
+        ("dev", "/dev"),
+        ("/usr/../dev", "/dev"),
+        ("/../../dev", "/dev"),
+        ("/dev/pts", "/dev/pts"),
+        ("/", "/"),
+        ("", "/"),
+    ],
+)
+def test_clean_path(path: str, clean: str) -> None:
+    assert clean_path(path) == clean
+
+
+# -- creating without following ----------------------------------------------------------
+
+
+def test_make_target_does_not_follow_a_symlink(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    (tmp_path / "root").mkdir()
+    link = tmp_path / "root" / "target"
+    link.symlink_to(outside)
+    _make_target(str(link), False)
+    assert link.is_symlink()
+    assert not outside.exists()
+
+
+def test_make_target_creates_a_file(tmp_path: Path) -> None:
+    _make_target(str(tmp_path / "a" / "b" / "file"), False)
+    assert (tmp_path / "a" / "b" / "file").is_file()
+    _make_target(str(tmp_path / "a" / "b" / "file"), False)  # already there: fine
+
+
+def test_symlink_keeps_or_replaces_without_following(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    d = tmp_path / "dev"
+    d.mkdir()
+    (d / "stdout").symlink_to(victim)
+    (d / "ptmx").symlink_to(victim)
+    fd = os.open(d, os.O_PATH | os.O_DIRECTORY)
+    try:
+        _symlink("/proc/self/fd/1", "stdout", fd)  # an image's own: kept
+        _symlink("pts/ptmx", "ptmx", fd, replace=True)
+        _symlink("pts/ptmx", "ptmx", fd, replace=True)  # already right
+        _symlink("/proc/self/fd", "fd", fd)
+    finally:
+        os.close(fd)
+    assert os.readlink(d / "stdout") == str(victim)
+    assert os.readlink(d / "ptmx") == "pts/ptmx"
+    assert os.readlink(d / "fd") == "/proc/self/fd"
+    assert victim.read_text() == "precious"
