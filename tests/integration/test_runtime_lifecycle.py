@@ -206,8 +206,10 @@ def test_stdio_belongs_to_the_process_user(runtime: Runtime, bundle: Bundle, cid
 
 
 def test_exec_without_a_mount_namespace_sees_the_container_root(
-    runtime: Runtime, bundle: Bundle, cid: str
+    runtime: Runtime, bundle: Bundle, cid: str, rootfs_copy: Callable[..., Path]
 ) -> None:
+    # Without a mount namespace (and no /dev mount) the device nodes are made in the
+    # rootfs itself: a private copy, not the shared one.
     def edit(config: dict[str, object]) -> None:
         linux = config["linux"]
         assert isinstance(linux, dict)
@@ -216,7 +218,7 @@ def test_exec_without_a_mount_namespace_sees_the_container_root(
         linux.pop("readonlyPaths")
         config["mounts"] = [{"destination": "/proc", "type": "proc", "source": "proc"}]
 
-    start_detached(runtime, bundle, cid, edit=edit)
+    start_detached(runtime, bundle, cid, edit=edit, rootfs=rootfs_copy())
     out = runtime.ok("exec", cid, "cat", "/etc/passwd")
     assert out.stdout.startswith("root:x:0:0:root:/root:/bin/sh\n")  # busybox's, not the host's
     assert "nobody:x:65534:65534:nobody:/home:/bin/false" in out.stdout
