@@ -72,6 +72,13 @@ def create(
     linux = config.get("linux", {})
     plan = NamespacePlan(linux.get("namespaces", []))
     plan.check_paths()
+    if config.get("mounts"):
+        from sampan.runtime.rootfs import check_mounts
+
+        for warning in check_mounts(config):
+            from sampan.runtime.log import warn
+
+            warn(warning)
     if linux.get("sysctl"):
         from sampan.runtime.namespaces import check_sysctl
 

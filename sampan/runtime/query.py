@@ -184,14 +184,18 @@ def events(root: str, cid: str, stats_once: bool, interval: str) -> int:
 def features() -> dict[str, Any]:
     """What this runtime supports, in the shape of runc's ``features`` command."""
     from sampan.linux.caps import CAPABILITIES
-    from sampan.linux.constants import MOUNT_OPTIONS, PROPAGATION_OPTIONS
+    from sampan.linux.constants import (
+        MOUNT_OPTIONS,
+        PROPAGATION_OPTIONS,
+        RECURSIVE_MOUNT_OPTIONS,
+    )
     from sampan.oci.runtime_config import HOOK_KINDS, NAMESPACE_TYPES, OCI_VERSION
 
     return {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
         "hooks": list(HOOK_KINDS),
-        "mountOptions": sorted([*MOUNT_OPTIONS, *PROPAGATION_OPTIONS]),
+        "mountOptions": sorted([*MOUNT_OPTIONS, *PROPAGATION_OPTIONS, *RECURSIVE_MOUNT_OPTIONS]),
         "linux": {
             "namespaces": [
                 n
