@@ -196,15 +196,13 @@ def _reexec_sealed(
     preserve_fds: int,
 ) -> NoReturn:
     """Stage 1 from a sealed copy of the interpreter (see sampan.runtime.sealed)."""
-    import binascii
-
     args = {
         "chan": chan.fileno(),
         "root": root,
         "id": cid,
         "process": process,
         "join": join,
-        "seccomp": [binascii.b2a_base64(seccomp[0]).decode(), seccomp[1]] if seccomp else None,
+        "seccomp": sealed.pack_seccomp(seccomp),
         "preserve_fds": preserve_fds,
     }
     try:
@@ -217,15 +215,12 @@ def _reexec_sealed(
 def sealed_stage1(args: dict[str, Any]) -> NoReturn:
     """The re-exec'd stage 1: rebuild what ``exec_process`` had, then go on as ``_stage1``."""
     import _socket
-    import binascii
 
     chan = Channel(_socket.socket(fileno=args["chan"]))
     try:
         state = ContainerState.load(args["root"], args["id"])
         process = args["process"]
-        seccomp = None
-        if args["seccomp"]:
-            seccomp = (binascii.a2b_base64(args["seccomp"][0]), args["seccomp"][1])
+        seccomp = sealed.unpack_seccomp(args["seccomp"])
         preload(state.config, process)
         cg = cgroup_glue.container_cgroup(state)
         kinds = {ns["type"] for ns in state.config.get("linux", {}).get("namespaces", [])}

@@ -118,21 +118,17 @@ def preload(config: dict[str, Any], process: dict[str, Any]) -> None:
     already in sys.modules still imports.  Only what this container uses is
     loaded, to keep the common start fast.
     """
+    wanted = []
     if process.get("terminal"):
-        import fcntl
-        import termios
-
-        del fcntl, termios
+        wanted += ["fcntl", "termios"]
     if any(config.get("hooks", {}).values()):
-        import sampan.runtime.hooks
+        wanted.append("sampan.runtime.hooks")
     if process.get("rlimits"):
-        import resource
-
-        del resource
+        wanted.append("resource")
     if config.get("linux", {}).get("seccomp"):
-        import sampan.linux.seccomp
-
-        del sampan
+        wanted.append("sampan.linux.seccomp")
+    for name in wanted:
+        __import__(name)
 
 
 def stage1(ctx: InitContext) -> NoReturn:
@@ -175,7 +171,7 @@ def stage1(ctx: InitContext) -> NoReturn:
 
 def reexec_sealed(ctx: InitContext, cid: str) -> NoReturn:
     """Stage 1 from a sealed copy of the interpreter (see sampan.runtime.sealed)."""
-    import binascii
+    from sampan.runtime import sealed
 
     args = {
         "cid": cid,
@@ -185,17 +181,13 @@ def reexec_sealed(ctx: InitContext, cid: str) -> NoReturn:
         "joined_cgroup": ctx.cgroup is not None,
         "chan": ctx.chan.fileno(),
         "fifo": ctx.fifo_fd,
-        "seccomp": (
-            [binascii.b2a_base64(ctx.seccomp[0]).decode(), ctx.seccomp[1]] if ctx.seccomp else None
-        ),
+        "seccomp": sealed.pack_seccomp(ctx.seccomp),
         "no_pivot": ctx.no_pivot,
         "preserve_fds": ctx.preserve_fds,
         "keyring": ctx.keyring,
     }
     keep = [ctx.chan.fileno(), ctx.fifo_fd, *range(3, 3 + ctx.preserve_fds)]
     try:
-        from sampan.runtime import sealed
-
         sealed.reexec(__name__, "sealed_stage1", args, keep)
     except BaseException as exc:
         _report(ctx, exc)
@@ -205,16 +197,14 @@ def reexec_sealed(ctx: InitContext, cid: str) -> NoReturn:
 def sealed_stage1(args: dict[str, Any]) -> NoReturn:
     """The re-exec'd stage 1: rebuild the context ``create`` made, then run ``stage1``."""
     import _socket
-    import binascii
 
+    from sampan.runtime.sealed import unpack_seccomp
     from sampan.runtime.sync import Channel
 
     chan = Channel(_socket.socket(fileno=args["chan"]))
     try:
         config = args["config"]
-        seccomp = None
-        if args["seccomp"]:
-            seccomp = (binascii.a2b_base64(args["seccomp"][0]), args["seccomp"][1])
+        seccomp = unpack_seccomp(args["seccomp"])
         cgroup = None
         if args["joined_cgroup"]:
             from sampan.runtime.cgroup import open_for

@@ -40,6 +40,23 @@ def needed(*processes: dict[str, Any] | None) -> bool:
     return False
 
 
+def pack_seccomp(seccomp: tuple[bytes, int] | None) -> list[Any] | None:
+    """A compiled seccomp program (BPF, flags) as JSON for ``reexec``'s args."""
+    if seccomp is None:
+        return None
+    import binascii
+
+    return [binascii.b2a_base64(seccomp[0]).decode(), seccomp[1]]
+
+
+def unpack_seccomp(packed: list[Any] | None) -> tuple[bytes, int] | None:
+    if packed is None:
+        return None
+    import binascii
+
+    return binascii.a2b_base64(packed[0]), int(packed[1])
+
+
 def _sealed_copy_of_interpreter() -> int:
     import fcntl
 
