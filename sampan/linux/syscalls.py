@@ -18,9 +18,9 @@ from sampan.linux.errors import SyscallError, check
 _ARCH = os.uname().machine
 _SYSCALLS: dict[str, dict[str, int]] = {
     "x86_64": {"pivot_root": 155, "close_range": 436, "keyctl": 250, "pidfd_open": 434,
-               "mount_setattr": 442},
+               "mount_setattr": 442, "rt_sigaction": 13},
     "aarch64": {"pivot_root": 41, "close_range": 436, "keyctl": 219, "pidfd_open": 434,
-                "mount_setattr": 442},
+                "mount_setattr": 442, "rt_sigaction": 134},
 }  # fmt: skip
 
 
@@ -165,6 +165,18 @@ def join_session_keyring(name: str | None) -> None:
 def personality(persona: int) -> None:
     """Set the execution domain (PER_LINUX 0, PER_LINUX32 8) of this process and its exec."""
     check(libc.personality(ctypes.c_ulong(persona)), "personality")
+
+
+def default_signal_dispositions() -> None:
+    """Every signal back to SIG_DFL, with rt_sigaction(2) itself: glibc's wrapper refuses
+    32 and 33, which a parent may have left ignored (and ignored survives execve)."""
+    action = (ctypes.c_ulong * 4)()  # handler SIG_DFL, flags, restorer, mask: all zero
+    nr = _nr("rt_sigaction")
+    for signum in range(1, C.SIGRTMAX + 1):
+        if signum in (9, 19):  # SIGKILL, SIGSTOP: fixed
+            continue
+        if libc.syscall(nr, signum, ctypes.byref(action), None, 8) == -1:
+            raise SyscallError(ctypes.get_errno(), "rt_sigaction", str(signum))
 
 
 def pidfd_open(pid: int) -> int:

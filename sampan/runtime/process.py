@@ -19,7 +19,12 @@ import os
 from sampan.errors import InvalidArgument, NotFound, Unsupported
 from sampan.linux import caps
 from sampan.linux.constants import RLIMITS
-from sampan.linux.syscalls import cloexec_from, set_keepcaps, set_no_new_privs
+from sampan.linux.syscalls import (
+    cloexec_from,
+    default_signal_dispositions,
+    set_keepcaps,
+    set_no_new_privs,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -193,12 +198,12 @@ def switch_user(process: dict[str, Any], in_userns: bool) -> None:
 
 
 def restore_signals() -> None:
-    """Undo what Python did to signals, before exec: SIGPIPE and SIGXFSZ ignored
-    (an ignored signal stays ignored across execve), and any blocked ones."""
+    """Signals as a new process expects them, before exec: every disposition the default
+    (Python ignores SIGPIPE and SIGXFSZ, a caller may ignore others, and an ignored signal
+    stays ignored across execve), and none blocked."""
     import _signal  # type: ignore[import-not-found]  # built in: importable after pivot_root
 
-    for signum in (13, 25):  # SIGPIPE, SIGXFSZ
-        _signal.signal(signum, _signal.SIG_DFL)
+    default_signal_dispositions()
     _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
 
 
