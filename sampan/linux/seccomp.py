@@ -615,6 +615,10 @@ _NR_SECCOMP: dict[str, int] = {
 }
 
 
+# Read once, at import: under a PER_LINUX32 personality uname() says i686 on x86_64.
+_MACHINE = os.uname().machine
+
+
 def load_bpf(program: bytes, flags: int = 0) -> None:
     """Install a BPF *program* (as ``export_bpf`` gives) with ``seccomp(2)``.
 
@@ -625,7 +629,7 @@ def load_bpf(program: bytes, flags: int = 0) -> None:
         raise InvalidArgument(f"seccomp program: {len(program)} bytes is not a BPF program")
     from sampan.linux._libc import libc
 
-    nr = _NR_SECCOMP.get(os.uname().machine)
+    nr = _NR_SECCOMP.get(_MACHINE)
     if nr is None:
         nr = int(_lib().seccomp_syscall_resolve_name(b"seccomp"))
     buf = ctypes.create_string_buffer(program, len(program))

@@ -218,6 +218,7 @@ def sealed_stage1(args: dict[str, Any]) -> NoReturn:
 
     chan = Channel(_socket.socket(fileno=args["chan"]))
     try:
+        os.set_inheritable(args["chan"], False)  # it was only to cross the re-exec
         state = ContainerState.load(args["root"], args["id"])
         process = args["process"]
         seccomp = sealed.unpack_seccomp(args["seccomp"])

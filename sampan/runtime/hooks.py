@@ -50,10 +50,12 @@ def _run_one(name: str, hook: dict[str, Any], payload: bytes) -> None:
     pid = os.fork()
     if pid == 0:  # the hook; its stdout and stderr are ours
         try:
+            from sampan.linux.syscalls import cloexec_from
             from sampan.runtime.process import restore_signals
 
             restore_signals()
             os.dup2(r_in, 0)
+            cloexec_from(3)  # a hook gets stdio only, as with runc
             os.close(r_in)
             os.close(w_in)
             os.execve(hook["path"], args, env)

@@ -203,6 +203,9 @@ def sealed_stage1(args: dict[str, Any]) -> NoReturn:
 
     chan = Channel(_socket.socket(fileno=args["chan"]))
     try:
+        # Inheritable only to cross the re-exec: hooks and the program must not get them.
+        os.set_inheritable(args["chan"], False)
+        os.set_inheritable(args["fifo"], False)
         config = args["config"]
         seccomp = unpack_seccomp(args["seccomp"])
         cgroup = None

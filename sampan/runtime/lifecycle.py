@@ -102,23 +102,23 @@ def create(
         from sampan.linux.seccomp import compile_program
 
         seccomp = compile_program(linux["seccomp"], cache_dir=f"{root}/.seccomp-cache")
-    statedir = ContainerState.reserve(root, cid)
-    # Until state.json exists, this is how a delete after a killed create finds
-    # the cgroup to remove (see _remove_aborted).
-    with open(f"{statedir}/cgroup", "w") as f:
-        f.write(linux.get("cgroupsPath") or "")
     state = ContainerState(root, cid, {"bundle": bundle, "rootfs": rootfs, "config": config})
     state.created = rfc3339_now()
+    if "mount" not in plan.kinds:
+        # Mounts will be made in the host's namespace, stacked on the rootfs: remember
+        # what was on top before, so that cleanup detaches only what the container made.
+        from sampan.runtime.rootfs import top_mount_id
+
+        state.mount_below = top_mount_id(rootfs)
+    statedir = ContainerState.reserve(root, cid)
     made_cgroup = False
     kids = _Children()
     fifo_fd = -1
     chan = child_end = None
     try:
-        fifo = f"{statedir}/exec.fifo"
-        os.mkfifo(fifo, 0o600)
-        fifo_fd = os.open(fifo, os.O_RDWR | os.O_CLOEXEC)
+        fifo_fd = os.open(f"{statedir}/exec.fifo", os.O_RDWR | os.O_CLOEXEC)
         if plan.new_cgroup:  # stage 1 joins the cgroup itself, before unshare
-            _make_cgroup(cg, config)
+            _make_cgroup(cg, config, statedir)
             made_cgroup = True
         chan, child_end = Channel.pair()
         from sampan.runtime.init import InitContext, preload, stage1
@@ -147,7 +147,7 @@ def create(
             # Should it fail, the child is killed: it made nothing outside
             # itself.  Everything this needs was imported before the fork --
             # after it, every page Python touches costs a copy-on-write fault.
-            _make_cgroup(cg, config)
+            _make_cgroup(cg, config, statedir)
             made_cgroup = True
             cg.add_process(kids.stage)
         console_fd = _handshake(chan, kids, state, config, plan, cg, opts, keep_console)
@@ -169,9 +169,9 @@ def create(
         if made_cgroup:
             _quietly(_destroy_cgroup, cg)
         if "mount" not in plan.kinds:
-            from sampan.runtime.rootfs import unmount_under
+            from sampan.runtime.rootfs import detach_ours
 
-            _quietly(unmount_under, rootfs)
+            _quietly(detach_ours, rootfs, state.mount_below)
         _quietly(state.remove)
         raise
 
@@ -207,7 +207,7 @@ def _quietly(step: Callable[..., object], *args: Any) -> None:
         warn(f"cleanup: {describe(exc)}")
 
 
-def _make_cgroup(cg: Cgroup, config: dict[str, Any]) -> None:
+def _make_cgroup(cg: Cgroup, config: dict[str, Any], statedir: str) -> None:
     """Make the cgroup and apply linux.resources (nothing left on error).
 
     A cgroup that already holds processes is refused, as runc does: the
@@ -222,6 +222,10 @@ def _make_cgroup(cg: Cgroup, config: dict[str, Any]) -> None:
             continue
         if busy:
             raise Conflict(f"cgroup {path} is not empty: it has processes of its own")
+    # Until state.json exists, this is how a delete after a killed create finds the
+    # cgroup to remove (see _remove_aborted): written once it is known to be ours.
+    with open(f"{statedir}/cgroup", "w") as f:
+        f.write(config.get("linux", {}).get("cgroupsPath") or "")
     cg.create()
     try:
         cg.apply(cgroup_glue.effective_resources(config))
@@ -486,9 +490,9 @@ def delete_state(state: ContainerState, force: bool = False) -> None:
             pass
     cg.destroy()
     if not any(ns["type"] == "mount" for ns in state.config.get("linux", {}).get("namespaces", [])):
-        from sampan.runtime.rootfs import unmount_under
+        from sampan.runtime.rootfs import detach_ours
 
-        unmount_under(state.rootfs)
+        detach_ours(state.rootfs, state.mount_below)
     state.remove()
     _run_hooks_warning("poststop", state, "stopped")
 

@@ -401,10 +401,13 @@ class RootfsBuilder:
         st = os.stat(source)
         _make_target(dest, stat.S_ISDIR(st.st_mode))
         mount(source, dest, None, C.MS_BIND | (flags & C.MS_REC))
-        # The bind keeps the source's flags; a remount sets the ones asked for
-        # (and drops the rest), when any flag was asked for or asked to be cleared.
+        # The bind keeps the source's flags; a remount sets the ones asked for, when
+        # any flag was asked for or asked to be cleared -- and keeps the source's
+        # nosuid/nodev/noexec unless the config clears them by name (suid, dev,
+        # exec): `-v /host:/x:rw` must not make a nosuid host filesystem suid.
         if flags & ~(C.MS_BIND | C.MS_REC | C.MS_REMOUNT) or cleared:
-            _remount_bind(dest, C.MS_BIND | C.MS_REMOUNT | (flags & ~C.MS_REC), cleared)
+            kept = _mount_flags(dest) & (C.MS_NOSUID | C.MS_NODEV | C.MS_NOEXEC) & ~cleared
+            _remount_bind(dest, C.MS_BIND | C.MS_REMOUNT | (flags & ~C.MS_REC) | kept, cleared)
         if prop:
             mount(None, dest, None, prop)
 
@@ -535,6 +538,9 @@ class RootfsBuilder:
             return
         if no_pivot:
             os.chdir(self.rootfs)
+            # A shared "/" would carry the move to the host's "/" (runc's msMoveRoot has
+            # that flaw); rootfsPropagation is applied to the new root afterwards.
+            mount(None, "/", None, C.MS_PRIVATE)
             mount(self.rootfs, "/", None, C.MS_MOVE)
             os.chroot(".")
             os.chdir("/")
@@ -688,17 +694,23 @@ def readonly_path(path: str) -> None:
     mount(None, path, None, flags)
 
 
-def unmount_under(rootfs: str) -> None:
-    """Detach every mount at or below ROOTFS, deepest first (containers without a mount ns)."""
-    prefix = rootfs.rstrip("/")
-    points = []
+def top_mount_id(path: str) -> int:
+    """The id of the mount on top at PATH (0 if none): mountinfo lists later mounts later."""
+    top = 0
     with open("/proc/self/mountinfo") as f:
         for line in f:
-            point = line.split(" ", 5)[4].replace("\\040", " ")
-            if point == prefix or point.startswith(prefix + "/"):
-                points.append(point)
-    for point in sorted(set(points), key=len, reverse=True):
-        try:
-            umount(point, C.MNT_DETACH)
-        except SyscallError:
-            pass  # already gone with its parent
+            fields = line.split(" ", 5)
+            if fields[4].replace("\\040", " ") == path:
+                top = int(fields[0])
+    return top
+
+
+def detach_ours(rootfs: str, below: int) -> None:
+    """Detach what a container without a mount namespace stacked at ROOTFS -- the
+    runtime's bind of the rootfs onto itself, and with it every mount made under it --
+    down to BELOW, the mount that was on top before (the caller's, which stays)."""
+    for _ in range(64):
+        top = top_mount_id(rootfs)
+        if top in (0, below):
+            return
+        umount(rootfs, C.MNT_DETACH)

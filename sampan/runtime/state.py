@@ -69,6 +69,7 @@ class ContainerState:
         "created",
         "dir",
         "id",
+        "mount_below",
         "owner",
         "pid",
         "rootfs",
@@ -87,6 +88,9 @@ class ContainerState:
         self.started: bool = record.get("started", False)
         self.owner: str = record.get("owner", "")
         self.config: dict[str, Any] = record.get("config", {})
+        # Without a mount namespace: the id of the mount on top at the rootfs before
+        # create (see rootfs.detach_ours); 0 otherwise.
+        self.mount_below: int = record.get("mount_below", 0)
 
     # -- persistence -------------------------------------------------------------
 
@@ -106,7 +110,11 @@ class ContainerState:
 
     @staticmethod
     def reserve(root: str, cid: str) -> str:
-        """Make ROOT/ID (0700); AlreadyExists if the id is taken.  Returns the dir."""
+        """Make ROOT/ID (0700) and its exec.fifo; AlreadyExists if the id is taken.
+
+        The fifo comes at once: a delete takes a directory without state.json and
+        without a reader on the fifo for the remains of a killed create.
+        """
         check_id(cid)
         os.makedirs(root, mode=0o700, exist_ok=True)
         path = f"{root}/{cid}"
@@ -114,6 +122,7 @@ class ContainerState:
             os.mkdir(path, 0o700)
         except FileExistsError:
             raise AlreadyExists(f"container id {cid!r} is already in use") from None
+        os.mkfifo(f"{path}/exec.fifo", 0o600)
         return path
 
     def save(self) -> None:
@@ -127,6 +136,7 @@ class ContainerState:
             "started": self.started,
             "owner": self.owner,
             "config": self.config,
+            "mount_below": self.mount_below,
         }
         tmp = f"{self.dir}/.state.json.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)

@@ -334,3 +334,31 @@ def test_cwd_through_a_leaked_fd_is_refused(case: Case, tmp_path: Path) -> None:
     assert proc.stdout == ""  # refused at create: nothing ran with a host cwd
     assert "outside the container's root" in proc.stderr
     case.assert_nothing_left()
+
+
+def test_failure_without_a_mount_namespace_keeps_the_callers_mount(
+    case: Case, rootfs_copy: Callable[..., Path], tmp_path: Path
+) -> None:
+    """An engine's own mount of the rootfs (an overlay, here a bind) outlives the cleanup."""
+    rootfs = rootfs_copy()
+    subprocess.run(["mount", "--bind", str(rootfs), str(rootfs)], check=True)
+    try:
+
+        def edit(config: dict[str, Any]) -> None:
+            config["root"]["path"] = str(rootfs)
+            config["linux"]["namespaces"] = [ns for ns in config["linux"]["namespaces"]
+                                             if ns["type"] != "mount"]  # fmt: skip
+            config["linux"].pop("maskedPaths")
+            config["linux"].pop("readonlyPaths")
+            config["mounts"] = [
+                {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"},
+                {"destination": "/mnt", "type": "bind", "source": str(tmp_path / "missing"),
+                 "options": ["rbind"]},
+            ]  # fmt: skip
+
+        case.config(edit=edit)
+        case.fails("mounts[1]", "cannot mount")
+        assert host_mounts_under([rootfs]) == [str(rootfs)]  # the caller's, and only it
+    finally:
+        subprocess.run(["umount", "-l", str(rootfs)], check=False)
+    case.assert_nothing_left()

@@ -7,6 +7,7 @@ import json
 import os
 import select
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -197,3 +198,31 @@ def test_every_poststop_hook_runs_though_one_fails(runtime: Runtime, bundle: Bun
     assert proc.returncode == 0, proc.stderr
     assert "poststop[0]" in proc.stderr and "exit status 3" in proc.stderr
     assert (tmp_path / "poststop.json").exists()  # the second hook still ran
+
+
+@pytest.mark.parametrize("kind", ["createRuntime", "createContainer", "startContainer"])
+def test_hooks_get_stdio_only(runtime: Runtime, bundle: Bundle, cid: str, tmp_path: Path,
+                              kind: str) -> None:  # fmt: skip
+    """No runtime fd (exec.fifo, the handshake socket) nor the caller's reaches a hook."""
+    out = tmp_path / "fds"
+    # On the host (createRuntime, createContainer), or in the container's root after
+    # pivot_root (startContainer), where tmp_path is bound at /out.
+    listing = f"ls /proc/self/fd > {out} 2>/dev/null || ls /proc/self/fd > /out/fds"
+    hook = {"path": "/bin/sh", "args": ["sh", "-c", listing]}
+
+    def edit(config: dict[str, Any]) -> None:
+        config["hooks"] = {kind: [hook]}
+        config["mounts"].append({"destination": "/out", "type": "bind", "source": str(tmp_path),
+                                 "options": ["rbind"]})  # fmt: skip
+
+    b = bundle(["true"], edit=edit)
+    extra = os.open("/dev/null", os.O_RDONLY)  # inheritable, as a caller's stray fd
+    os.set_inheritable(extra, True)
+    try:
+        proc = subprocess.run(runtime.argv("run", "--bundle", str(b), cid), capture_output=True,
+                              text=True, pass_fds=(extra,), check=False)  # fmt: skip
+    finally:
+        os.close(extra)
+    assert proc.returncode == 0, proc.stderr
+    fds = sorted(int(x) for x in out.read_text().split())
+    assert fds[:3] == [0, 1, 2] and len(fds) <= 4, fds  # stdio, and the fd of ls's own listing

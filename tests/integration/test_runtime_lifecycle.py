@@ -227,3 +227,14 @@ def test_exec_without_a_mount_namespace_sees_the_container_root(
 def test_personality_linux32(runtime: Runtime, bundle: Bundle, cid: str) -> None:
     b = bundle(["uname", "-m"], {"linux": {"personality": {"domain": "LINUX32"}}})
     assert runtime.ok("run", "--bundle", str(b), cid).stdout.strip() in ("i686", "armv8l")
+
+
+def test_personality_linux32_with_seccomp(runtime: Runtime, bundle: Bundle, cid: str) -> None:
+    """Under LINUX32 uname says i686: the seccomp filter must still load (x86_64's call)."""
+    rule = {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}
+    seccomp = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [rule]}
+    overrides = {"linux": {"personality": {"domain": "LINUX32"}, "seccomp": seccomp}}
+    b = bundle(["sh", "-c", "uname -m; mkdir /tmp/x 2>/dev/null || echo refused"], overrides)
+    out = runtime.ok("run", "--bundle", str(b), cid).stdout.split()
+    assert out[0] in ("i686", "armv8l")
+    assert out[1] == "refused"

@@ -69,6 +69,7 @@ def test_reserve_makes_a_private_dir(tmp_path: Path) -> None:
     path = ContainerState.reserve(str(root), "box")
     assert path == f"{root}/box"
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o700
+    assert os.listdir(path) == ["exec.fifo"]
 
 
 def test_reserve_twice_is_already_exists(tmp_path: Path) -> None:
@@ -163,7 +164,9 @@ def test_load_json_that_is_not_a_record(tmp_path: Path, text: str) -> None:
 def test_remove(tmp_path: Path) -> None:
     state = make_state(tmp_path)
     state.save()
-    os.mkfifo(f"{state.dir}/exec.fifo")
+    assert stat.S_ISFIFO(os.stat(f"{state.dir}/exec.fifo").st_mode)  # made by reserve
+    with open(f"{state.dir}/cgroup", "w") as f:
+        f.write("/x")
     state.remove()
     assert not os.path.exists(state.dir)
     state.remove()  # idempotent
