@@ -113,7 +113,8 @@ def exec_process(root: str, cid: str, args: list[str], opts: dict[str, Any]) -> 
         from sampan.linux.seccomp import compile_program
 
         seccomp = compile_program(linux["seccomp"], cache_dir=f"{root}/.seccomp-cache")
-    kinds = {ns["type"] for ns in linux.get("namespaces", [])}
+    namespace_list = linux.get("namespaces", [])
+    kinds = {ns["type"] for ns in namespace_list}
     join = namespaces.of_process(state.pid, kinds)
     cg = cgroup_glue.container_cgroup(state)
     if not detach:
@@ -123,7 +124,9 @@ def exec_process(root: str, cid: str, args: list[str], opts: dict[str, Any]) -> 
     stage_pid = os.fork()
     if stage_pid == 0:
         chan.close()
-        if sealed.needed(state.config.get("process"), process):
+        shared_pid_ns = any(ns["type"] == "pid" and ns.get("path") for ns in namespace_list)
+        if shared_pid_ns or sealed.needed(state.config.get("process"), process):
+            # Another container in a shared pid namespace may hold CAP_SYS_PTRACE too.
             _reexec_sealed(child_end, root, cid, process, join, seccomp, opts["preserve_fds"])
         root_of = 0 if "mount" in kinds else state.pid
         _stage1(child_end, cg, join, process, seccomp, opts["preserve_fds"], "user" in kinds,
