@@ -264,21 +264,28 @@ def test_cgroup_with_processes_is_refused_and_untouched(case: Case) -> None:
     case.assert_nothing_left()
 
 
-def test_failure_without_a_mount_namespace_leaves_no_mounts(case: Case, tmp_path: Path) -> None:
-    """Mounts made in the host's namespace are detached when create fails later."""
+def no_mount_namespace_and_a_bad_bind(missing: Path, rootfs: Path | None = None
+                                      ) -> Callable[[dict[str, Any]], None]:  # fmt: skip
+    """A config edit: no mount namespace; a tmpfs mounted, then a bind of MISSING that fails."""
 
     def edit(config: dict[str, Any]) -> None:
+        if rootfs is not None:
+            config["root"]["path"] = str(rootfs)
         config["linux"]["namespaces"] = [ns for ns in config["linux"]["namespaces"]
                                          if ns["type"] != "mount"]  # fmt: skip
         config["linux"].pop("maskedPaths")
         config["linux"].pop("readonlyPaths")
         config["mounts"] = [
             {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"},
-            {"destination": "/mnt", "type": "bind", "source": str(tmp_path / "missing"),
-             "options": ["rbind"]},
-        ]  # fmt: skip
+            {"destination": "/mnt", "type": "bind", "source": str(missing), "options": ["rbind"]},
+        ]
 
-    case.config(edit=edit)
+    return edit
+
+
+def test_failure_without_a_mount_namespace_leaves_no_mounts(case: Case, tmp_path: Path) -> None:
+    """Mounts made in the host's namespace are detached when create fails later."""
+    case.config(edit=no_mount_namespace_and_a_bad_bind(tmp_path / "missing"))
     case.fails("mounts[1]", "cannot mount")
     case.assert_nothing_left()
 
@@ -343,20 +350,7 @@ def test_failure_without_a_mount_namespace_keeps_the_callers_mount(
     rootfs = rootfs_copy()
     subprocess.run(["mount", "--bind", str(rootfs), str(rootfs)], check=True)
     try:
-
-        def edit(config: dict[str, Any]) -> None:
-            config["root"]["path"] = str(rootfs)
-            config["linux"]["namespaces"] = [ns for ns in config["linux"]["namespaces"]
-                                             if ns["type"] != "mount"]  # fmt: skip
-            config["linux"].pop("maskedPaths")
-            config["linux"].pop("readonlyPaths")
-            config["mounts"] = [
-                {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"},
-                {"destination": "/mnt", "type": "bind", "source": str(tmp_path / "missing"),
-                 "options": ["rbind"]},
-            ]  # fmt: skip
-
-        case.config(edit=edit)
+        case.config(edit=no_mount_namespace_and_a_bad_bind(tmp_path / "missing", rootfs))
         case.fails("mounts[1]", "cannot mount")
         assert host_mounts_under([rootfs]) == [str(rootfs)]  # the caller's, and only it
     finally:
