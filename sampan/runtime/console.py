@@ -6,6 +6,7 @@ import _socket
 import os
 
 from sampan.errors import InvalidArgument
+from sampan.runtime.hooks import write_all
 
 
 def send_console(socket_path: str, master_fd: int) -> None:
@@ -55,19 +56,13 @@ def relay(master_fd: int) -> None:
                     data = b""
                 if not data:
                     return
-                _write_all(1, data)
+                write_all(1, data)
             if stdin in ready:
                 data = os.read(stdin, 65536)
                 if data:
-                    _write_all(master_fd, data)
+                    write_all(master_fd, data)
                 else:
                     watched.remove(stdin)
     finally:
         if saved is not None:
             termios.tcsetattr(stdin, termios.TCSADRAIN, saved)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]

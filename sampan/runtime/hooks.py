@@ -64,7 +64,7 @@ def _run_one(name: str, hook: dict[str, Any], payload: bytes) -> None:
         os._exit(127)
     os.close(r_in)
     try:
-        _write_all(w_in, payload)
+        write_all(w_in, payload)
     except BrokenPipeError:
         pass  # a hook need not read its stdin
     finally:
@@ -95,7 +95,8 @@ def _wait(pid: int, deadline: float | None) -> int | None:
         delay = min(delay * 2, 0.05)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
+    """os.write until all of DATA is written (pipes and ptys take it in pieces)."""
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
