@@ -68,7 +68,7 @@ class Ingest:
             self.done = True
             return self
         data = os.path.join(self.dir, "data")
-        self._file = open(data, "ab+")  # noqa: SIM115 -- closed in __exit__
+        self._file = open(data, "ab+")
         self._file.seek(0)
         while chunk := self._file.read(_CHUNK):
             self._hash.update(chunk)
@@ -163,7 +163,7 @@ class ContentStore:
             return f.read()
 
     def open(self, digest: str) -> BinaryIO:
-        return open(self.path(digest), "rb")  # noqa: SIM115 -- the caller closes it
+        return open(self.path(digest), "rb")
 
     def ingest(self, digest: str, size: int | None = None) -> Ingest:
         parse_digest(digest)
