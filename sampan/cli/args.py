@@ -47,6 +47,10 @@ def parse(flags: list[Flag], argv: list[str], stop_at_positional: bool = True): 
             continue
         name, eq, inline = arg.partition("=")
         flag = by_name.get(name)
+        if flag is None and _is_short_group(arg, by_name):
+            for letter in arg[1:]:  # docker's -aq: a group of boolean short flags
+                values[by_name["-" + letter].dest] = True
+            continue
         if flag is None:
             raise InvalidArgument(f"flag provided but not defined: {name}")
         if flag.kind == "bool":
@@ -74,6 +78,13 @@ def parse(flags: list[Flag], argv: list[str], stop_at_positional: bool = True): 
         else:
             values[flag.dest] = value
     return values, positional
+
+
+def _is_short_group(arg: str, by_name: dict[str, Flag]) -> bool:
+    if arg.startswith("--") or len(arg) < 3 or "=" in arg:
+        return False
+    flags = [by_name.get("-" + letter) for letter in arg[1:]]
+    return all(f is not None and f.kind == "bool" for f in flags)
 
 
 def usage(flags: list[Flag]) -> str:

@@ -160,3 +160,11 @@ def test_usage_lists_every_flag() -> None:
     assert len(lines) == 5
     assert lines[0].split() == ["--detach,", "-d", "detach"]
     assert lines[1].split() == ["--bundle,", "-b", "value", "bundle", "path"]
+
+
+def test_groups_of_short_boolean_flags() -> None:
+    flags = [Flag("--all,-a", "bool"), Flag("--quiet,-q", "bool"), Flag("--filter,-f", "list")]
+    opts, args = parse(flags, ["-aq", "x"], stop_at_positional=False)
+    assert opts["all"] and opts["quiet"] and args == ["x"]
+    with pytest.raises(InvalidArgument, match="-af"):
+        parse(flags, ["-af"])  # -f takes a value: not a group of booleans
