@@ -115,7 +115,7 @@ def test_human_duration_ago() -> None:
 
 
 def test_default_images_table_is_aligned_like_docker() -> None:
-    pad = " " * 35
+    pad = " " * 32
     assert images("table").splitlines() == [
         f"REPOSITORY{pad}TAG       IMAGE ID       CREATED         SIZE",
         f"busybox   {pad}latest    4c11173610f8   9 minutes ago   1.98MB",
