@@ -269,7 +269,10 @@ class Authenticator:
     ) -> None:
         self.transport = transport
         self.config_dir = config_dir
-        self._given = {_auth_key(k): v for k, v in (credentials or {}).items()}
+        # Credentials given by the caller replace config.json entirely ({}: anonymous).
+        self._given = (
+            None if credentials is None else {_auth_key(k): v for k, v in credentials.items()}
+        )
         self._lock = threading.Lock()
         self._challenges: dict[str, Challenge] = {}
         self._tokens: dict[tuple[str, tuple[str, ...]], tuple[str, float]] = {}
@@ -278,8 +281,8 @@ class Authenticator:
     def credentials(self, host: str) -> Credentials | None:
         key = _auth_key(host)
         with self._lock:
-            if key in self._given:
-                return self._given[key]
+            if self._given is not None:
+                return self._given.get(key)
             if key not in self._creds:
                 self._creds[key] = load_credentials(host, self.config_dir)
             return self._creds[key]

@@ -53,6 +53,7 @@ class Readable(Protocol):
 
 
 Body = bytes | Readable | None
+_DROPPED = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
 
 
 class _Connection(Protocol):
@@ -322,18 +323,20 @@ class Transport:
                     scheme = "http"
                     continue
                 raise RegistryError(f"cannot reach registry {host}: TLS failed: {exc}") from exc
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
-                conn.close()
-                if reused and attempt < 2:
-                    continue  # the server closed an idle keep-alive connection
-                raise RegistryError(
-                    f"registry {host} closed the connection during {method} {parts.path}: "
-                    f"{_describe(exc)}"
-                ) from exc
             except (OSError, http.client.HTTPException) as exc:
                 conn.close()
+                if reused and attempt < 2 and not isinstance(exc, TimeoutError):
+                    # The server closed an idle keep-alive connection; the others of the
+                    # pool are likely stale too: start afresh.
+                    self._drop_idle(key)
+                    continue
+                if not isinstance(exc, _DROPPED):
+                    raise RegistryError(
+                        f"cannot reach registry {host} ({scheme}://{host}{parts.path}): "
+                        f"{_describe(exc)}"
+                    ) from exc
                 raise RegistryError(
-                    f"cannot reach registry {host} ({scheme}://{host}{parts.path}): "
+                    f"registry {host} closed the connection during {method} {parts.path}: "
                     f"{_describe(exc)}"
                 ) from exc
             real_url = f"{scheme}://{host}{target}"
@@ -379,6 +382,12 @@ class Transport:
                 idle.append(conn)
                 return
         conn.close()
+
+    def _drop_idle(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            idle = self._idle.pop(key, [])
+        for conn in idle:
+            conn.close()
 
     def close(self) -> None:
         """Close every idle connection."""
