@@ -26,12 +26,19 @@ import http.client
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO, TypeVar
+from typing import TypeVar
 
 from sampan.errors import InvalidArgument, NotFound
 from sampan.image.registry.auth import Authenticator, Credentials
 from sampan.image.registry.errors import RegistryError, Unauthorized, parse_error_body
-from sampan.image.registry.transport import Body, Response, Transport, add_query, join_url
+from sampan.image.registry.transport import (
+    Body,
+    Readable,
+    Response,
+    Transport,
+    add_query,
+    join_url,
+)
 from sampan.oci.digest import parse_digest
 from sampan.oci.image import ACCEPT_MANIFESTS
 
@@ -487,7 +494,7 @@ class RegistryClient:
         self,
         repo: str,
         digest: str,
-        source: bytes | IO[bytes],
+        source: bytes | Readable,
         size: int,
         *,
         chunk_size: int | None = None,
@@ -564,7 +571,7 @@ class RegistryClient:
 class _Slice:
     """SIZE bytes of SOURCE from START, as a file http.client can send (and re-send)."""
 
-    def __init__(self, source: bytes | IO[bytes], start: int, size: int) -> None:
+    def __init__(self, source: bytes | Readable, start: int, size: int) -> None:
         self._source = source
         self._start = start
         self._size = size
