@@ -1,0 +1,894 @@
+"""Layer blobs unpacked into a directory: one streaming pass, nothing written outside it.
+
+A layer blob is a tar stream, gzip-compressed (or plain, bzip2 or xz; zstd is
+refused: the standard library cannot read it).  ``unpack_layer`` decompresses
+it, hashes the decompressed bytes (the layer's diff id: the whole stream,
+end-of-archive padding included), parses the tar headers and writes every
+entry itself.  The tar reader is ours (ustar, PAX and GNU long names, as Go's
+archive/tar writes them for docker): ``tarfile``'s stream mode takes a corrupt
+or truncated header after the first member for the end of the archive, and
+its header parsing was 40% of the time on a large layer.
+
+Two modes, one per snapshotter:
+
+    overlay   DEST is empty and will hold this layer alone (an overlayfs
+              lower dir): ``.wh.NAME`` becomes the whiteout char device 0/0
+              NAME, ``.wh..wh..opq`` the xattr trusted.overlay.opaque=y on
+              its directory.
+    apply     DEST holds the parent's full tree (the vfs snapshotter):
+              ``.wh.NAME`` removes NAME, ``.wh..wh..opq`` removes its
+              directory's children that this layer did not write.  As in the
+              OCI spec, a whiteout never hides what its own layer wrote.
+
+Safety.  Every name is resolved lexically (a leading ``./`` is fine, an
+absolute name or a ``..`` that climbs out of DEST is refused) and created
+through a directory fd reached by ``openat(O_NOFOLLOW | O_DIRECTORY)`` from
+DEST one component at a time, so no write ever goes through a symlink.  A
+parent that is a symlink or a file this layer wrote is refused (the "symlink,
+then write through it" attack); in apply mode a non-directory a lower layer
+left there is replaced by a directory, which is what the overlay view of the
+same layers shows.  Hardlinks must name something already in DEST; device
+nodes are refused unless ``allow_devices``; xattrs ``trusted.overlay.*``
+from the tar are dropped (overlayfs's own metadata is ours to write).  On an
+error DEST holds a partial layer: the caller discards it.
+
+Metadata: numeric owners (lchown), then modes (setuid, setgid and sticky
+survive because chmod comes after chown), xattrs from PAX ``SCHILY.xattr.*``
+(those the filesystem refuses with ENOTSUP or EPERM are skipped), mtimes;
+directories get their mode and mtime last, once nothing more is written in
+them.  Not running as root, ownership the kernel refuses is left as it is.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import queue
+import shutil
+import stat
+import struct
+import threading
+import zlib
+from collections.abc import Callable, Generator, Iterator
+from typing import BinaryIO, Protocol
+
+from sampan.errors import InvalidArgument, Unsupported
+
+_READ = 1 << 20  # compressed bytes read at a time
+_OUT = 4 << 20  # decompressed bytes produced at a time (bounds memory on a gzip bomb)
+_BLOCK = 512
+_ZERO = bytes(_BLOCK)
+_META_MAX = 1 << 20  # largest PAX header or GNU long name accepted
+
+_REG = frozenset((b"0", b"\0", b"7"))
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_SKIP_XATTR_ERRNOS = frozenset((errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM, errno.EACCES))
+# Failures that come from the entry itself, not from the filesystem under DEST.
+_BAD_INPUT_ERRNOS = frozenset((errno.ENAMETOOLONG, errno.EEXIST, errno.ENOTDIR, errno.EISDIR,
+                               errno.ELOOP, errno.EINVAL, errno.EMLINK))  # fmt: skip
+_WH = ".wh."
+_WH_META = ".wh..wh."
+_OPAQUE = ".wh..wh..opq"
+OPAQUE_XATTR = "trusted.overlay.opaque"
+
+
+class _Truncated(Exception):
+    """The stream ended inside the tar archive."""
+
+
+def unpack_layer(
+    stream: BinaryIO,
+    dest: str,
+    *,
+    mode: str,
+    label: str,
+    allow_devices: bool = False,
+) -> tuple[str, int]:
+    """Unpack the layer blob STREAM into the directory DEST.
+
+    Returns ``(diff_id, size)``: the sha256 digest of the uncompressed tar
+    stream and the bytes of regular-file content written.  Bad input raises
+    InvalidArgument naming LABEL and the entry; a compression sampan cannot
+    read raises Unsupported; filesystem failures (a full disk) raise OSError
+    naming LABEL.  On any error the caller removes DEST.
+    """
+    if mode not in ("overlay", "apply"):
+        raise InvalidArgument(f"unpack mode {mode!r}: expected 'overlay' or 'apply'")
+    digest = hashlib.sha256()
+    chunks = _prefetched(_decompressed(stream, label), digest)
+    reader = _Reader(chunks)
+    try:
+        dest_fd = os.open(dest, _DIR_FLAGS)
+    except BaseException:
+        chunks.close()
+        raise
+    unpacker = _Unpacker(dest_fd, mode, label, allow_devices)
+    try:
+        _read_archive(reader, unpacker, label)
+        unpacker.finish()
+        reader.drain()
+    except _Truncated:
+        raise InvalidArgument(f"layer {label}: truncated tar stream") from None
+    except UnicodeError as exc:
+        raise InvalidArgument(f"layer {label}: undecodable tar header field: {exc}") from None
+    finally:
+        unpacker.close()
+        chunks.close()
+    return "sha256:" + digest.hexdigest(), unpacker.size
+
+
+# -- decompression ------------------------------------------------------------
+
+
+def _decompressed(raw: BinaryIO, label: str) -> Iterator[bytes]:
+    """The tar bytes of RAW, whichever compression its magic number names."""
+    head = raw.read(_READ)
+    while 0 < len(head) < 6:
+        more = raw.read(_READ)
+        if not more:
+            break
+        head += more
+    if head[:2] == b"\x1f\x8b":
+        return _gunzip(raw, head, label)
+    if head[:4] == b"\x28\xb5\x2f\xfd":
+        raise Unsupported(f"layer {label}: zstd-compressed layers are not supported")
+    if head[:3] == b"BZh":
+        import bz2
+
+        return _decompress(raw, head, bz2.BZ2Decompressor, label, "bzip2")
+    if head[:6] == b"\xfd7zXZ\x00":
+        import lzma
+
+        return _decompress(raw, head, lzma.LZMADecompressor, label, "xz")
+    return _plain(raw, head)
+
+
+def _plain(raw: BinaryIO, head: bytes) -> Iterator[bytes]:
+    if head:
+        yield head
+    while chunk := raw.read(_READ):
+        yield chunk
+
+
+def _gunzip(raw: BinaryIO, data: bytes, label: str) -> Iterator[bytes]:
+    """gzip members one after the other (pigz and others write several)."""
+    d = zlib.decompressobj(31)
+    while True:
+        try:
+            out = d.decompress(data, _OUT)
+        except zlib.error as exc:
+            raise InvalidArgument(f"layer {label}: corrupt gzip stream: {exc}") from None
+        if out:
+            yield out
+        data = d.unconsumed_tail
+        if d.eof:
+            data = d.unused_data or raw.read(_READ)
+            if not data:
+                return
+            if data[:2] != b"\x1f\x8b" and len(data) >= 2:
+                raise InvalidArgument(f"layer {label}: trailing data after the gzip stream")
+            d = zlib.decompressobj(31)
+        elif not data:
+            data = raw.read(_READ)
+            if not data:
+                try:
+                    rest = d.flush()
+                except zlib.error as exc:
+                    raise InvalidArgument(f"layer {label}: corrupt gzip stream: {exc}") from None
+                if rest:
+                    yield rest
+                if not d.eof:
+                    raise InvalidArgument(f"layer {label}: truncated gzip stream")
+                return
+
+
+class _Decompressor(Protocol):
+    @property
+    def eof(self) -> bool: ...
+    @property
+    def needs_input(self) -> bool: ...
+    @property
+    def unused_data(self) -> bytes: ...
+
+    def decompress(self, data: bytes, max_length: int = -1, /) -> bytes: ...
+
+
+def _decompress(
+    raw: BinaryIO, data: bytes, make: Callable[[], _Decompressor], label: str, kind: str
+) -> Iterator[bytes]:
+    """bzip2 or xz, streams one after the other."""
+    d = make()
+    while True:
+        try:
+            out = d.decompress(data, _OUT)
+        except Exception as exc:  # OSError (bz2), LZMAError, EOFError
+            raise InvalidArgument(f"layer {label}: corrupt {kind} stream: {exc}") from None
+        if out:
+            yield out
+        data = b""
+        if d.eof:
+            data = d.unused_data or raw.read(_READ)
+            if not data:
+                return
+            d = make()
+        elif d.needs_input:
+            data = raw.read(_READ)
+            if not data:
+                raise InvalidArgument(f"layer {label}: truncated {kind} stream")
+
+
+_END = object()
+
+
+def _prefetched(chunks: Iterator[bytes], digest: hashlib._Hash) -> Generator[bytes, None, None]:
+    """CHUNKS produced and hashed by a second thread, a few chunks ahead.
+
+    zlib and hashlib release the GIL, so decompression and hashing overlap the
+    writing (a third faster on a large layer).  Closing the generator stops
+    the thread (after the read it may be blocked in).
+    """
+    ahead: queue.Queue[object] = queue.Queue(maxsize=4)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                ahead.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                digest.update(chunk)
+                if not put(chunk):
+                    return
+            put(_END)
+        except BaseException as exc:
+            put(exc)
+
+    worker = threading.Thread(target=produce, name="unpack-read", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = ahead.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            assert isinstance(item, bytes)
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
+class _Reader:
+    """Exact reads over the decompressed chunks."""
+
+    __slots__ = ("_buf", "_chunks", "_pos", "total")
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._buf = b""
+        self._pos = 0
+        self.total = 0
+
+    @property
+    def offset(self) -> int:
+        return self.total - (len(self._buf) - self._pos)
+
+    def _more(self) -> None:
+        for chunk in self._chunks:
+            if chunk:
+                self.total += len(chunk)
+                self._buf = chunk
+                self._pos = 0
+                return
+        raise _Truncated
+
+    def read(self, n: int) -> bytes:
+        end = self._pos + n
+        if end <= len(self._buf):
+            data = self._buf[self._pos : end]
+            self._pos = end
+            return data
+        parts = [self._buf[self._pos :]]
+        need = n - len(parts[0])
+        while need:
+            self._more()
+            part = self._buf[:need]
+            parts.append(part)
+            need -= len(part)
+            self._pos = len(part)
+        return b"".join(parts)
+
+    def write_to(self, fd: int, n: int) -> None:
+        """Copy the next N bytes to FD."""
+        while n:
+            if self._pos == len(self._buf):
+                self._more()
+            k = min(n, len(self._buf) - self._pos)
+            view = memoryview(self._buf)[self._pos : self._pos + k]
+            while view:
+                view = view[os.write(fd, view) :]
+            self._pos += k
+            n -= k
+
+    def skip(self, n: int) -> None:
+        while n:
+            if self._pos == len(self._buf):
+                self._more()
+            k = min(n, len(self._buf) - self._pos)
+            self._pos += k
+            n -= k
+
+    def drain(self) -> None:
+        """Hash what follows the end of the archive (the diff id covers it)."""
+        try:
+            while True:
+                self._more()
+        except _Truncated:
+            self._buf = b""
+            self._pos = 0
+
+
+# -- the tar framing ------------------------------------------------------------
+
+
+# name mode uid gid size mtime chksum type linkname magic+version uname gname major minor prefix
+_HEADER = struct.Struct("100s8s8s8s12s12s8sc100s8s32s32s8s8s155s12x")
+
+
+class _BadHeader(Exception):
+    pass
+
+
+def _number(field: bytes) -> int:
+    """An octal field, or GNU base-256 (first byte 0x80, or 0xff for a negative value)."""
+    if field[0] & 0x80:
+        value = int.from_bytes(field[1:], "big")
+        return value - (1 << (8 * len(field) - 8)) if field[0] == 0xFF else value
+    text = field.split(b"\0", 1)[0].strip(b" ")
+    try:
+        return int(text, 8) if text else 0
+    except ValueError:
+        raise _BadHeader(f"bad number {field!r}") from None
+
+
+def _text(field: bytes) -> str:
+    return field.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+
+
+class _Entry:
+    __slots__ = ("devmajor", "devminor", "gid", "linkname", "mode", "mtime", "name", "size",
+                 "type", "uid", "xattrs")  # fmt: skip
+
+    def __init__(self, block: bytes) -> None:
+        (name, mode, uid, gid, size, mtime, chksum, kind, linkname, magic, _uname, _gname,
+         major, minor, prefix) = _HEADER.unpack(block)  # fmt: skip
+        expected = _number(chksum)
+        unsigned = sum(block) - sum(chksum) + 256  # the checksum field counts as spaces
+        if expected != unsigned and expected != unsigned - 256 * sum(b > 127 for b in block):
+            raise _BadHeader("bad checksum")
+        self.name = _text(name)
+        if magic == b"ustar\x0000" and prefix[0]:
+            self.name = _text(prefix) + "/" + self.name
+        self.type: bytes = kind
+        if kind in (b"0", b"\0") and self.name.endswith("/"):
+            self.type = b"5"  # old tars: a directory is a regular file named "dir/"
+        self.linkname = _text(linkname)
+        self.mode = _number(mode) & 0o7777
+        self.uid = _number(uid)
+        self.gid = _number(gid)
+        self.size = _number(size)
+        self.mtime = _number(mtime) * 1_000_000_000  # ns
+        self.devmajor = _number(major) if major[0] else 0
+        self.devminor = _number(minor) if minor[0] else 0
+        self.xattrs: dict[str, bytes] = {}
+
+
+def _read_archive(reader: _Reader, unpacker: _Unpacker, label: str) -> None:
+    pax: dict[str, bytes] = {}
+    long_name: str | None = None
+    long_link: str | None = None
+    while True:
+        offset = reader.offset
+        block = reader.read(_BLOCK)
+        if block == _ZERO:
+            return
+        try:
+            entry = _Entry(block)
+        except _BadHeader as exc:
+            raise InvalidArgument(
+                f"layer {label}: corrupt tar header at offset {offset}: {exc}"
+            ) from None
+        kind = entry.type
+        if kind in (b"x", b"g", b"L", b"K"):
+            if not 0 <= entry.size <= _META_MAX:
+                raise InvalidArgument(
+                    f"layer {label}: tar header at offset {offset} is {entry.size} bytes long"
+                )
+            data = reader.read(entry.size)
+            reader.skip(-entry.size % _BLOCK)
+            if kind == b"x":
+                pax.update(_pax_records(data, label, offset))
+            elif kind == b"L":
+                long_name = os.fsdecode(data.split(b"\0", 1)[0])
+            elif kind == b"K":
+                long_link = os.fsdecode(data.split(b"\0", 1)[0])
+            continue  # a global header ("g") changes nothing sampan keeps
+        if long_name is not None:
+            entry.name = long_name
+        if long_link is not None:
+            entry.linkname = long_link
+        if pax:
+            _apply_pax(entry, pax, label)
+        elif entry.size < 0:
+            raise InvalidArgument(f"layer {label}: {entry.name}: negative size")
+        pax = {}
+        long_name = long_link = None
+        size = entry.size if kind in _REG else 0
+        unpacker.entry(entry, reader, size)
+
+
+def _pax_records(data: bytes, label: str, offset: int) -> Iterator[tuple[str, bytes]]:
+    pos = 0
+    while pos < len(data):
+        space = data.find(b" ", pos)
+        try:
+            length = int(data[pos:space])
+        except ValueError:
+            length = 0
+        end = pos + length
+        if space < 0 or length <= 0 or end > len(data) or data[end - 1 : end] != b"\n":
+            raise InvalidArgument(f"layer {label}: corrupt pax header at offset {offset}")
+        key, eq, value = data[space + 1 : end - 1].partition(b"=")
+        if not eq:
+            raise InvalidArgument(f"layer {label}: corrupt pax header at offset {offset}")
+        yield key.decode("utf-8", "surrogateescape"), value
+        pos = end
+
+
+def _ns(value: bytes) -> int:
+    """A PAX time ("1700000000.5", "-1.25") in nanoseconds, exactly."""
+    text = value.decode("ascii")
+    negative = text.startswith("-")
+    whole, _, frac = text.lstrip("-").partition(".")
+    if not whole.isdigit() or (frac and not frac.isdigit()):
+        raise ValueError(text)
+    ns = int(whole) * 1_000_000_000 + int((frac + "000000000")[:9])
+    return -ns if negative else ns
+
+
+def _apply_pax(entry: _Entry, pax: dict[str, bytes], label: str) -> None:
+    for key, value in pax.items():
+        try:
+            if key == "path":
+                entry.name = os.fsdecode(value)
+            elif key == "linkpath":
+                entry.linkname = os.fsdecode(value)
+            elif key == "size":
+                entry.size = int(value)
+            elif key == "uid":
+                entry.uid = int(value)
+            elif key == "gid":
+                entry.gid = int(value)
+            elif key == "mtime":
+                entry.mtime = _ns(value)
+            elif key == "SCHILY.devmajor":
+                entry.devmajor = int(value)
+            elif key == "SCHILY.devminor":
+                entry.devminor = int(value)
+            elif key.startswith("SCHILY.xattr."):
+                entry.xattrs[key[13:]] = value
+            elif key.startswith("GNU.sparse."):
+                raise Unsupported(f"layer {label}: {entry.name}: sparse files are not supported")
+        except ValueError:
+            raise InvalidArgument(
+                f"layer {label}: {entry.name}: bad pax value for {key!r}: {value[:40]!r}"
+            ) from None
+    if entry.size < 0 or entry.uid < 0 or entry.gid < 0:
+        raise InvalidArgument(f"layer {label}: {entry.name}: negative size or owner")
+
+
+# -- writing entries -----------------------------------------------------------------
+
+
+class _Unpacker:
+    """Writes entries under one directory fd; keeps the open directories of the last
+    path (tar streams are depth-first, so most entries reuse them)."""
+
+    def __init__(self, dest_fd: int, mode: str, label: str, allow_devices: bool) -> None:
+        self.root = dest_fd
+        self.apply = mode == "apply"
+        self.label = label
+        self.allow_devices = allow_devices
+        self.is_root = os.geteuid() == 0
+        self.size = 0
+        self.written: set[str] = set()
+        self.whiteouts: set[str] = set()  # overlay mode: the 0/0 devices made here
+        self.dirs: dict[str, tuple[int, int]] = {}  # path -> (mode, mtime), applied last
+        self._stack: list[tuple[str, int]] = []
+
+    # - errors -
+
+    def _bad(self, name: str, why: str) -> InvalidArgument:
+        return InvalidArgument(f"layer {self.label}: {name}: {why}")
+
+    def _split(self, name: str, what: str = "entry") -> list[str]:
+        if "\0" in name:
+            raise self._bad(name, f"{what} name holds a nul byte")
+        if name.startswith("/"):
+            raise self._bad(name, f"absolute {what} name")
+        parts: list[str] = []
+        for part in name.split("/"):
+            if part == ".." and parts:
+                parts.pop()
+            elif part == "..":
+                raise self._bad(name, f"{what} name escapes the layer")
+            elif part not in ("", "."):
+                parts.append(part)
+        return parts
+
+    # - directory fds -
+
+    def _forget(self, parts: list[str]) -> None:
+        """Close the cached fds of PARTS and below: that path is being removed."""
+        n = len(parts)
+        stack = self._stack
+        if n and len(stack) >= n and all(stack[i][0] == parts[i] for i in range(n)):
+            for _, fd in stack[n - 1 :]:
+                os.close(fd)
+            del stack[n - 1 :]
+
+    def _dir(self, parts: list[str], create: bool, name: str) -> int | None:
+        """An fd of DEST/PARTS, reached without following symlinks; missing
+        directories made when CREATE, else None."""
+        stack = self._stack
+        i = 0
+        n = min(len(stack), len(parts))
+        while i < n and stack[i][0] == parts[i]:
+            i += 1
+        for _, fd in stack[i:]:
+            os.close(fd)
+        del stack[i:]
+        fd = stack[-1][1] if stack else self.root
+        for j in range(i, len(parts)):
+            sub = self._open_dir(fd, parts, j, create, name)
+            if sub is None:
+                return None
+            stack.append((parts[j], sub))
+            fd = sub
+        return fd
+
+    def _open_dir(
+        self, parent: int, parts: list[str], j: int, create: bool, name: str
+    ) -> int | None:
+        part = parts[j]
+        try:
+            return os.open(part, _DIR_FLAGS, dir_fd=parent)
+        except FileNotFoundError:
+            if not create:
+                return None
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTDIR, errno.ELOOP):
+                raise
+            path = "/".join(parts[: j + 1])
+            if path in self.written:
+                st = os.lstat(part, dir_fd=parent)
+                kind = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a directory"
+                raise self._bad(name, f"parent {path} is {kind}") from None
+            if not create:
+                return None
+            # A whiteout made here, or (apply mode) a lower layer's non-directory:
+            # replaced by a directory, as the overlay view of the layers shows it.
+            os.unlink(part, dir_fd=parent)
+        os.mkdir(part, 0o755, dir_fd=parent)
+        fd = os.open(part, _DIR_FLAGS, dir_fd=parent)
+        path = "/".join(parts[: j + 1])
+        self.written.add(path)
+        if path in self.whiteouts:
+            self.whiteouts.discard(path)
+            self._set_opaque(fd, name)
+        return fd
+
+    def _set_opaque(self, fd: int, name: str) -> None:
+        try:
+            os.setxattr(fd, OPAQUE_XATTR, b"y")
+        except OSError as exc:
+            raise OSError(
+                exc.errno, f"layer {self.label}: {name}: set {OPAQUE_XATTR}: {exc.strerror}"
+            ) from None
+
+    def _remove(self, parent: int, part: str, parts: list[str]) -> None:
+        """Remove DEST/PARTS (named PART in PARENT), a directory with all it holds."""
+        self._forget(parts)
+        try:
+            st = os.lstat(part, dir_fd=parent)
+        except FileNotFoundError:
+            return
+        if stat.S_ISDIR(st.st_mode):
+            shutil.rmtree(part, dir_fd=parent)
+        else:
+            os.unlink(part, dir_fd=parent)
+
+    # - entries -
+
+    def entry(self, e: _Entry, reader: _Reader, size: int) -> None:
+        try:
+            self._entry(e, reader, size)
+        except (InvalidArgument, Unsupported, _Truncated):
+            raise
+        except ValueError as exc:
+            raise self._bad(e.name, str(exc)) from None
+        except OSError as exc:
+            if exc.errno in _BAD_INPUT_ERRNOS:
+                raise self._bad(e.name, exc.strerror or str(exc)) from None
+            raise OSError(
+                exc.errno, f"layer {self.label}: {e.name}: {exc.strerror or exc}"
+            ) from None
+
+    def _entry(self, e: _Entry, reader: _Reader, size: int) -> None:
+        parts = self._split(e.name)
+        kind = e.type
+        if _WH_META in e.name and (
+            any(p.startswith(_WH_META) for p in parts[:-1])
+            or (parts and parts[-1].startswith(_WH_META) and parts[-1] != _OPAQUE)
+        ):
+            reader.skip(size + (-size % _BLOCK))  # aufs metadata (.wh..wh.plnk, ...)
+            return
+        if not parts:
+            if kind != b"5":
+                raise self._bad(e.name, "replaces the layer's root directory")
+            self._metadata_dir(self.root, e, "")
+            return
+        last = parts[-1]
+        if last.startswith(_WH):
+            reader.skip(size + (-size % _BLOCK))
+            if last == _OPAQUE:
+                self._opaque(parts[:-1], e)
+            else:
+                self._whiteout(parts, last[len(_WH) :], e)
+            return
+        parent = self._dir(parts[:-1], True, e.name)
+        assert parent is not None
+        path = "/".join(parts)
+        if kind in _REG:
+            self._file(parent, last, parts, e, reader, size)
+        elif kind == b"5":
+            self._mkdir(parent, last, parts, e)
+        elif kind == b"2":
+            self._make(parent, last, parts, lambda: os.symlink(e.linkname, last, dir_fd=parent))
+            self._metadata_link(parent, last, e)
+        elif kind == b"1":
+            self._hardlink(parent, last, parts, e)
+        elif kind == b"6":
+            self._make(parent, last, parts, lambda: os.mkfifo(last, 0o600, dir_fd=parent))
+            self._metadata_node(parent, last, e)
+        elif kind in (b"3", b"4"):
+            if not self.allow_devices:
+                raise self._bad(e.name, "device nodes are not allowed in layers")
+            fmt = stat.S_IFCHR if kind == b"3" else stat.S_IFBLK
+            dev = os.makedev(e.devmajor, e.devminor)
+            self._make(parent, last, parts, lambda: os.mknod(last, fmt | 0o600, dev, dir_fd=parent))
+            self._metadata_node(parent, last, e)
+        elif kind == b"S":
+            raise Unsupported(f"layer {self.label}: {e.name}: sparse files are not supported")
+        else:
+            raise self._bad(e.name, f"unsupported tar entry type {kind!r}")
+        self.written.add(path)
+
+    def _make(self, parent: int, last: str, parts: list[str], create: Callable[[], object]) -> None:
+        """CREATE the name LAST; whatever was there (a directory too) is removed first."""
+        try:
+            create()
+        except FileExistsError:
+            self._replace(parent, last, parts)
+            create()
+
+    def _replace(self, parent: int, last: str, parts: list[str]) -> None:
+        path = "/".join(parts)
+        self._remove(parent, last, parts)
+        self.whiteouts.discard(path)
+
+    def _file(
+        self, parent: int, last: str, parts: list[str], e: _Entry, reader: _Reader, size: int
+    ) -> None:
+        try:
+            fd = os.open(last, _FILE_FLAGS, 0o600, dir_fd=parent)
+        except FileExistsError:
+            self._replace(parent, last, parts)
+            fd = os.open(last, _FILE_FLAGS, 0o600, dir_fd=parent)
+        try:
+            reader.write_to(fd, size)
+            reader.skip(-size % _BLOCK)
+            self._chown(fd, e)
+            os.chmod(fd, e.mode)
+            if e.xattrs:
+                self._xattrs(fd, e)
+            os.utime(fd, ns=(e.mtime, e.mtime))
+        finally:
+            os.close(fd)
+        self.size += size
+
+    def _mkdir(self, parent: int, last: str, parts: list[str], e: _Entry) -> None:
+        path = "/".join(parts)
+        opaque = False
+        try:
+            os.mkdir(last, 0o700, dir_fd=parent)
+        except FileExistsError:
+            if not stat.S_ISDIR(os.lstat(last, dir_fd=parent).st_mode):
+                opaque = path in self.whiteouts
+                self._replace(parent, last, parts)
+                os.mkdir(last, 0o700, dir_fd=parent)
+        fd = os.open(last, _DIR_FLAGS, dir_fd=parent)
+        self._stack.append((last, fd))  # the next entries are most likely inside it
+        if opaque:
+            self._set_opaque(fd, e.name)
+        self._metadata_dir(fd, e, path)
+
+    def _metadata_dir(self, fd: int, e: _Entry, path: str) -> None:
+        self._chown(fd, e)
+        if e.xattrs:
+            self._xattrs(fd, e)
+        self.dirs[path] = (e.mode, e.mtime)
+
+    def _metadata_link(self, parent: int, last: str, e: _Entry) -> None:
+        try:
+            os.chown(last, e.uid, e.gid, dir_fd=parent, follow_symlinks=False)
+        except PermissionError:
+            if self.is_root:
+                raise
+        if e.xattrs:
+            self._xattrs(f"/proc/self/fd/{parent}/{last}", e)
+        os.utime(last, ns=(e.mtime, e.mtime), dir_fd=parent, follow_symlinks=False)
+
+    def _metadata_node(self, parent: int, last: str, e: _Entry) -> None:
+        """A fifo or device made a moment ago in PARENT (never opened: it may block)."""
+        self._metadata_link(parent, last, e)
+        os.chmod(last, e.mode, dir_fd=parent)
+
+    def _chown(self, fd: int, e: _Entry) -> None:
+        try:
+            os.fchown(fd, e.uid, e.gid)
+        except PermissionError:
+            if self.is_root:
+                raise
+
+    def _xattrs(self, target: int | str, e: _Entry) -> None:
+        follow = not isinstance(target, str)
+        for key, value in e.xattrs.items():
+            if key.startswith("trusted.overlay."):
+                continue
+            try:
+                os.setxattr(target, key, value, follow_symlinks=follow)
+            except OSError as exc:
+                if exc.errno not in _SKIP_XATTR_ERRNOS:
+                    raise
+
+    def _hardlink(self, parent: int, last: str, parts: list[str], e: _Entry) -> None:
+        target = self._split(e.linkname, "hardlink target")
+        if not target:
+            raise self._bad(e.name, "hardlink to the layer's root directory")
+        if target == parts:
+            return
+        tparent = self._walk(target[:-1], e.name)
+        try:
+            if tparent is None:
+                raise self._bad(e.name, f"hardlink target {e.linkname} is not in the layer")
+            try:
+                st = os.lstat(target[-1], dir_fd=tparent)
+            except FileNotFoundError:
+                raise self._bad(
+                    e.name, f"hardlink target {e.linkname} is not in the layer"
+                ) from None
+            if stat.S_ISDIR(st.st_mode):
+                raise self._bad(e.name, f"hardlink target {e.linkname} is a directory")
+            try:
+                os.link(target[-1], last, src_dir_fd=tparent, dst_dir_fd=parent,
+                        follow_symlinks=False)  # fmt: skip
+            except FileExistsError:
+                mine = os.lstat(last, dir_fd=parent)
+                if (mine.st_dev, mine.st_ino) == (st.st_dev, st.st_ino):
+                    return
+                self._replace(parent, last, parts)
+                os.link(target[-1], last, src_dir_fd=tparent, dst_dir_fd=parent,
+                        follow_symlinks=False)  # fmt: skip
+        finally:
+            if tparent is not None and tparent != self.root:
+                os.close(tparent)
+
+    def _walk(self, parts: list[str], name: str) -> int | None:
+        """A fresh fd of DEST/PARTS (the cached ones stay as they are), or None when
+        a component is missing; a symlink on the way is refused."""
+        fd = self.root
+        for i, part in enumerate(parts):
+            try:
+                sub = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                sub = -1
+                if exc.errno in (errno.ENOTDIR, errno.ELOOP):
+                    if fd != self.root:
+                        os.close(fd)
+                    raise self._bad(name, f"{'/'.join(parts[: i + 1])} is not a directory")
+                if exc.errno != errno.ENOENT:
+                    raise
+            if fd != self.root:
+                os.close(fd)
+            if sub < 0:
+                return None
+            fd = sub
+        return fd
+
+    # - whiteouts -
+
+    def _whiteout(self, parts: list[str], name: str, e: _Entry) -> None:
+        if not name or name in (".", ".."):
+            raise self._bad(e.name, "whiteout without a name")
+        parts = [*parts[:-1], name]
+        path = "/".join(parts)
+        if self.apply:
+            parent = self._dir(parts[:-1], False, e.name)
+            if parent is None:
+                return
+            if path in self.written:  # this layer's own: hide only what lower layers put in it
+                if stat.S_ISDIR(os.lstat(name, dir_fd=parent).st_mode):
+                    self._hide_lower_children(parts, e)
+                return
+            self._remove(parent, name, parts)
+            return
+        parent = self._dir(parts[:-1], True, e.name)
+        assert parent is not None
+        try:
+            os.mknod(name, stat.S_IFCHR, os.makedev(0, 0), dir_fd=parent)
+        except FileExistsError:
+            if stat.S_ISDIR(os.lstat(name, dir_fd=parent).st_mode):
+                fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+                try:
+                    self._set_opaque(fd, e.name)
+                finally:
+                    os.close(fd)
+            return
+        self.whiteouts.add(path)
+        self._metadata_link(parent, name, e)
+
+    def _opaque(self, parts: list[str], e: _Entry) -> None:
+        fd = self._dir(parts, True, e.name)
+        assert fd is not None
+        if self.apply:
+            self._hide_lower_children(parts, e)
+        else:
+            self._set_opaque(fd, e.name)
+
+    def _hide_lower_children(self, parts: list[str], e: _Entry) -> None:
+        """Apply mode: remove the children of DEST/PARTS this layer did not write."""
+        fd = self._dir(parts, False, e.name)
+        if fd is None:
+            return
+        prefix = "/".join(parts) + "/" if parts else ""
+        for child in os.listdir(fd):
+            if prefix + child not in self.written:
+                self._remove(fd, child, [*parts, child])  # leaves FD (of PARTS) open
+
+    # - the end -
+
+    def finish(self) -> None:
+        """Directories' modes and mtimes, deepest first, once nothing more is written."""
+        for path in sorted(self.dirs, reverse=True):
+            mode, mtime = self.dirs[path]
+            fd = self._dir(path.split("/"), False, path) if path else self.root
+            if fd is None:
+                continue
+            os.chmod(fd, mode)
+            os.utime(fd, ns=(mtime, mtime))
+
+    def close(self) -> None:
+        for _, fd in self._stack:
+            os.close(fd)
+        self._stack.clear()
+        os.close(self.root)
