@@ -43,6 +43,10 @@ if TYPE_CHECKING:
     Stage = Callable[[Any, "_State", Any], Any]  # (dot, state, piped value or _PIPED)
 
 __all__ = [
+    "CONTAINER_HEADERS",
+    "DEFAULT_HEADERS",
+    "HISTORY_HEADERS",
+    "IMAGE_HEADERS",
     "Formatter",
     "Template",
     "align",
@@ -50,6 +54,7 @@ __all__ = [
     "human_duration",
     "human_duration_ago",
     "human_size",
+    "render",
     "table",
 ]
 
@@ -863,12 +868,13 @@ class _Continue(Exception):
 class _State:
     """One execution: the root (``$``), header mode, the output and the variable stack."""
 
-    __slots__ = ("funcs", "header", "out", "root", "struct", "type_name", "vars")
+    __slots__ = ("funcs", "header", "mode", "out", "root", "struct", "type_name", "vars")
 
-    def __init__(self, root: Any, header: bool, struct: bool, type_name: str) -> None:
+    def __init__(self, root: Any, header: bool, mode: str, type_name: str) -> None:
         self.root = root
         self.header = header
-        self.struct = struct and not header
+        self.mode = mode
+        self.struct = mode == "list" and not header
         self.type_name = type_name
         self.funcs = _HEADER_FUNCS if header else _FUNCS
         self.out: list[str] = []
@@ -890,9 +896,12 @@ def _field(value: Any, name: str, st: _State, args: list[Any] | None = None) -> 
         got = value.get(name, _MISSING)
         if got is _MISSING:
             if st.header and value is st.root:
-                return name.upper()
-            if st.struct and value is st.root:
-                raise _ExecError(f"can't evaluate field {name} in type {st.type_name}")
+                return _header_of(name)
+            if value is st.root and not st.header:
+                if st.struct:
+                    raise _ExecError(f"can't evaluate field {name} in type {st.type_name}")
+                if st.mode == "inspect":
+                    raise _ExecError(f'map has no entry for key "{name}"')
             if args:
                 raise _ExecError(f"{name} is not a method but has arguments")
             return _MISSING
@@ -915,6 +924,18 @@ def _field(value: Any, name: str, st: _State, args: list[Any] | None = None) -> 
     if value is None:
         raise _ExecError(f"nil pointer evaluating interface {{}}.{name}")
     raise _ExecError(f"can't evaluate field {name} in type {_type_name(value)}")
+
+
+def _header_of(field: str) -> str:
+    """A column name for a field without one: docker's style, "CreatedBy" -> "CREATED BY"."""
+    if field in DEFAULT_HEADERS:
+        return DEFAULT_HEADERS[field]
+    words: list[str] = []
+    for i, ch in enumerate(field):
+        if i and ch.isupper() and (field[i - 1].islower() or field[i + 1 : i + 2].islower()):
+            words.append(" ")
+        words.append(ch.upper())
+    return "".join(words)
 
 
 def _call_json(st: _State, value: Any) -> str:
@@ -1429,17 +1450,24 @@ class Template:
     >>> Template("{{.Repository}}:{{.Tag}}").render({"Repository": "busybox", "Tag": "1"})
     'busybox:1'
 
-    ``struct=True`` (docker's list contexts) makes the row's own missing fields
-    an error and ``{{json .}}`` print the row with sorted keys and ``<>&``
-    escaped, as docker's MarshalJSON does; ``struct=False`` treats the row
-    as a Go map (``docker inspect`` over raw JSON).
+    ``mode`` says what the data is, as docker sees it:
+
+    ``"list"``     a row of a list command (images, ps, history): a field the
+                   row lacks is "can't evaluate field X in type TYPE_NAME";
+                   ``{{json .}}`` prints the row with sorted keys and ``<>&``
+                   escaped, as docker's MarshalJSON of its contexts does.
+    ``"inspect"``  an inspect document: a key the document lacks is "map has
+                   no entry for key"; nested objects are maps (``<no value>``).
+    ``"map"``      plain data: anything missing prints ``<no value>``.
     """
 
-    __slots__ = ("_body", "source", "struct", "type_name")
+    __slots__ = ("_body", "mode", "source", "type_name")
 
-    def __init__(self, source: str, *, struct: bool = True, type_name: str = "row") -> None:
+    def __init__(self, source: str, *, mode: str = "list", type_name: str = "row") -> None:
+        if mode not in ("list", "inspect", "map"):
+            raise ValueError(f"template mode {mode!r}")
         self.source = source
-        self.struct = struct
+        self.mode = mode
         self.type_name = type_name
         try:
             self._body = _Parser(source, _lex(source)).parse()
@@ -1456,7 +1484,7 @@ class Template:
         return self._execute(dict(headers), header=True)
 
     def _run(self, data: Any, header: bool) -> str:
-        st = _State(data, header, self.struct, self.type_name)
+        st = _State(data, header, self.mode, self.type_name)
         try:
             for item in self._body:
                 item(data, st)
@@ -1483,9 +1511,11 @@ class Template:
 class Formatter:
     """docker's formatter Context: ``table ...``, ``json``, or a raw template, over rows.
 
-    ``headers`` name the columns of a table (docker's upper-case ones:
-    ``{"ID": "IMAGE ID", "Repository": "REPOSITORY", ...}``); ``default_table``
-    is what the bare word ``table`` means for this command.
+    ``headers`` name the columns of a table (``IMAGE_HEADERS`` and the others
+    below; a field without one gets ``DEFAULT_HEADERS``' name or its own,
+    upper-cased word by word); ``default_table`` is what the bare word
+    ``table`` means for this command.  In ``inspect`` mode the spec is a
+    template as it is (docker's inspect has no tables, no escapes).
     """
 
     def __init__(
@@ -1494,8 +1524,14 @@ class Formatter:
         headers: Mapping[str, str] | None = None,
         *,
         default_table: str = "",
+        mode: str = "list",
         type_name: str = "row",
     ) -> None:
+        if mode == "inspect":
+            self.is_table = False
+            self.headers: dict[str, str] = {}
+            self.template = Template(spec, mode=mode, type_name=type_name)
+            return
         if spec == "table" and default_table:
             spec = default_table
         self.is_table = spec.startswith("table")
@@ -1507,7 +1543,7 @@ class Formatter:
             body = spec
         body = body.strip(" ").replace("\\t", "\t").replace("\\n", "\n")
         self.headers = dict(headers or {})
-        self.template = Template(body, type_name=type_name)
+        self.template = Template(body, mode=mode, type_name=type_name)
 
     def render(self, rows: Iterable[Any]) -> str:
         """Every row rendered and ended with a newline; a table gets its header and alignment."""
@@ -1517,3 +1553,61 @@ class Formatter:
             return "".join(lines)
         header = self.template.render_header(self.headers)
         return align(header + "\n" + "".join(lines))
+
+
+def render(
+    spec: str,
+    rows: Iterable[Any],
+    headers: Mapping[str, str] | None = None,
+    *,
+    default_table: str = "",
+    mode: str = "list",
+    type_name: str = "row",
+) -> str:
+    """``Formatter(spec, ...).render(rows)`` in one call."""
+    formatter = Formatter(spec, headers, default_table=default_table, mode=mode,
+                          type_name=type_name)  # fmt: skip
+    return formatter.render(rows)
+
+
+# docker's column names (docker/cli's formatter); ``headers`` for Formatter.
+DEFAULT_HEADERS = {
+    "CreatedSince": "CREATED",
+    "CreatedAt": "CREATED AT",
+    "RunningFor": "CREATED",
+    "Size": "SIZE",
+    "VirtualSize": "SIZE",
+    "Labels": "LABELS",
+    "Names": "NAMES",
+    "Name": "NAME",
+    "Driver": "DRIVER",
+}
+IMAGE_HEADERS = {
+    **DEFAULT_HEADERS,
+    "ID": "IMAGE ID",
+    "Repository": "REPOSITORY",
+    "Tag": "TAG",
+    "Digest": "DIGEST",
+    "Containers": "CONTAINERS",
+    "SharedSize": "SHARED SIZE",
+    "UniqueSize": "UNIQUE SIZE",
+}
+HISTORY_HEADERS = {
+    **DEFAULT_HEADERS,
+    "ID": "IMAGE",
+    "CreatedBy": "CREATED BY",
+    "Comment": "COMMENT",
+}
+CONTAINER_HEADERS = {
+    **DEFAULT_HEADERS,
+    "ID": "CONTAINER ID",
+    "Image": "IMAGE",
+    "Command": "COMMAND",
+    "Status": "STATUS",
+    "State": "STATE",
+    "Ports": "PORTS",
+    "Mounts": "MOUNTS",
+    "LocalVolumes": "LOCAL VOLUMES",
+    "Networks": "NETWORKS",
+    "Platform": "PLATFORM",
+}

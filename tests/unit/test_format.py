@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from sampan.cli.format import (
+    HISTORY_HEADERS,
+    IMAGE_HEADERS,
     Formatter,
     Template,
     align,
@@ -21,6 +23,7 @@ from sampan.cli.format import (
     human_duration,
     human_duration_ago,
     human_size,
+    render,
     table,
 )
 from sampan.errors import InvalidArgument
@@ -267,11 +270,35 @@ def test_lazy_fields_are_only_computed_when_used() -> None:
     assert calls == ["size"]
 
 
-def test_struct_false_treats_the_row_as_a_map() -> None:
-    assert Template("{{.Missing}}", struct=False).render({}) == "<no value>"
+def test_map_mode_treats_the_row_as_a_map() -> None:
+    assert Template("{{.Missing}}", mode="map").render({}) == "<no value>"
     data = {"Config": {"Env": ["A=1"], "Cmd": None}, "Size": 1e6}
-    assert Template("{{.Config.Env}} {{.Size}}", struct=False).render(data) == "[A=1] 1e+06"
-    assert Template("{{json .}}", struct=False).render({"b": "<", "a": 1}) == '{"b":"<","a":1}'
+    assert Template("{{.Config.Env}} {{.Size}}", mode="map").render(data) == "[A=1] 1e+06"
+    assert Template("{{json .}}", mode="map").render({"b": "<", "a": 1}) == '{"b":"<","a":1}'
+
+
+def test_inspect_mode_is_docker_inspect() -> None:
+    doc = {"Id": "sha256:4c11", "Config": {"Labels": {"k": "v"}}, "RootFS": {"Type": "layers"}}
+    assert render("{{json .RootFS}}", [doc], mode="inspect") == '{"Type":"layers"}\n'
+    assert render("table {{.Id}}", [doc], mode="inspect") == "table sha256:4c11\n"
+    assert render('{{.Config.Labels.x}}|{{index .Config.Labels "k"}}', [doc], mode="inspect") == (
+        "<no value>|v\n"
+    )
+    with pytest.raises(InvalidArgument) as err:
+        render("{{.Foo}}", [doc], mode="inspect")
+    assert str(err.value) == (
+        'template parsing error: template: :1:2: executing "" at <.Foo>: '
+        'map has no entry for key "Foo"'
+    )
+
+
+def test_headers_for_fields_without_one() -> None:
+    rows = [{"CreatedBy": "sh", "RepoTags": "x", "ID": "1", "CreatedSince": "now"}]
+    assert render("table {{.CreatedBy}}\t{{.RepoTags}}\t{{.ID}}\t{{.CreatedSince}}", rows) == (
+        "CREATED BY   REPO TAGS   ID        CREATED\nsh           x           1         now\n"
+    )
+    assert render("table {{.ID}}", rows, HISTORY_HEADERS) == "IMAGE\n1\n"
+    assert render("table {{.ID}}", rows, IMAGE_HEADERS) == "IMAGE ID\n1\n"
 
 
 @pytest.mark.parametrize(
