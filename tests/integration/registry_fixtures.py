@@ -6,8 +6,9 @@ in the module's namespace):
     from tests.integration.registry_fixtures import registry  # noqa: F401
 
     registry          session-wide plain-HTTP registry, seeded by skopeo with
-                      library/busybox:latest (the busybox rootfs, one layer) and
-                      test/multi:v1 (three layers of random data)
+                      library/busybox:latest (the busybox rootfs, one layer),
+                      test/multi:v1 (three layers of random data; test/multi-oci:v1
+                      the same as an OCI image) and test/big:v1 (one 8 MB layer)
     auth_registry     a registry behind htpasswd (Basic) auth: USER / PASSWORD
     token_registry    a registry behind bearer-token auth, with an in-test token
                       server (RS256 JWTs signed by openssl, a self-signed x5c)
@@ -357,8 +358,10 @@ class FaultProxy:
 
     ``fail(substring, status, method=None, times=None)``   answer STATUS
     ``drop(substring, after, method=None, times=None)``    send AFTER body bytes, then cut
+    ``corrupt(substring, method=None, times=None)``        flip a byte of the body
     ``throttle(bytes_per_second)``                         slow every body down
-    ``hits``: (method, path) of each request seen.
+    ``hits``: (method, path, Range header) of each request seen; ``max_in_flight``:
+    the most requests served at once.
     """
 
     def __init__(self, upstream: str) -> None:
@@ -367,7 +370,9 @@ class FaultProxy:
         self.host = f"127.0.0.1:{self.port}"
         self.rules: list[dict[str, Any]] = []
         self.rate = 0.0
-        self.hits: list[tuple[str, str]] = []
+        self.hits: list[tuple[str, str, str]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
         self._lock = threading.Lock()
         proxy = self
 
@@ -397,6 +402,9 @@ class FaultProxy:
     ) -> None:
         self.rules.append({"sub": substring, "drop": after, "method": method, "times": times})
 
+    def corrupt(self, substring: str, method: str | None = None, times: int | None = None) -> None:
+        self.rules.append({"sub": substring, "corrupt": True, "method": method, "times": times})
+
     def throttle(self, bytes_per_second: float) -> None:
         self.rate = bytes_per_second
 
@@ -404,6 +412,7 @@ class FaultProxy:
         self.rules.clear()
         self.rate = 0.0
         self.hits.clear()
+        self.max_in_flight = 0
 
     def _rule(self, method: str, path: str) -> dict[str, Any] | None:
         with self._lock:
@@ -417,8 +426,18 @@ class FaultProxy:
         return None
 
     def _forward(self, h: http.server.BaseHTTPRequestHandler) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            self._forward_one(h)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _forward_one(self, h: http.server.BaseHTTPRequestHandler) -> None:
         method, path = h.command, h.path
-        self.hits.append((method, path))
+        self.hits.append((method, path, h.headers.get("Range", "")))
         length = int(h.headers.get("Content-Length") or 0)
         body = h.rfile.read(length) if length else b""
         rule = self._rule(method, path)
@@ -441,6 +460,8 @@ class FaultProxy:
                 h.send_header(key, value)
         payload = resp.read() if method != "HEAD" else b""
         conn.close()
+        if rule is not None and rule.get("corrupt") and payload:
+            payload = bytes([payload[0] ^ 0xFF]) + payload[1:]
         if method != "HEAD" and resp.getheader("Content-Length") is None:
             h.send_header("Content-Length", str(len(payload)))
         h.end_headers()
@@ -480,6 +501,7 @@ class Seeded:
         self.busybox_config = ""
         self.multi_config = ""
         self.multi_layers: list[bytes] = []
+        self.big_config = ""
 
 
 @pytest.fixture(scope="session")
@@ -511,6 +533,10 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
         skopeo_copy(
             f"docker-archive:{archive}", f"docker://{server.host}/test/multi-oci:v1", fmt="oci"
         )
+        big = [random_layer(9, 8_000_000)]
+        archive = base / "big.tar"
+        seeded.big_config = docker_archive(archive, big, "big:v1")
+        skopeo_copy(f"docker-archive:{archive}", f"docker://{server.host}/test/big:v1")
         yield seeded
     finally:
         server.stop()
