@@ -20,6 +20,7 @@ from sampan.image.registry import (
     RegistryClient,
     Unauthorized,
     load_credentials,
+    login,
     store_credentials,
 )
 from sampan.oci import image as oi
@@ -136,3 +137,22 @@ def test_token_auth_wrong_password(token_registry: TokenRegistry) -> None:
     client = RegistryClient(host, credentials={host: Credentials(USER, "nope")})
     with client, pytest.raises(Unauthorized, match=f"incorrect username or password for {host}"):
         client.get_manifest("team/app", "v1")
+
+
+def test_login_checks_then_saves(auth_registry: RegistryServer, docker_config: Path) -> None:
+    host = auth_registry.host
+    with pytest.raises(Unauthorized, match=f"incorrect username or password for {host}"):
+        login(host, USER, "wrong")
+    assert not (docker_config / "config.json").exists()  # nothing saved on failure
+    assert login(host, USER, PASSWORD) == str(docker_config / "config.json")
+    creds = load_credentials(host)
+    assert creds is not None and creds.password == PASSWORD
+
+
+def test_login_with_tokens(token_registry: TokenRegistry, docker_config: Path) -> None:
+    host = token_registry.host
+    with pytest.raises(Unauthorized, match=f"incorrect username or password for {host}"):
+        login(host, USER, "wrong")
+    login(host, USER, PASSWORD)
+    with RegistryClient(host) as client:
+        push_small_image(client, "after/login")

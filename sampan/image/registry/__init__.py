@@ -23,6 +23,7 @@ from sampan.image.registry.client import (
     ManifestInfo,
     ManifestResult,
     RegistryClient,
+    login,
     registry_host,
 )
 from sampan.image.registry.errors import RegistryError, Unauthorized
@@ -43,6 +44,7 @@ __all__ = [
     "is_insecure",
     "is_loopback",
     "load_credentials",
+    "login",
     "registry_host",
     "store_credentials",
 ]

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
 from sampan.errors import InvalidArgument, NotFound
-from sampan.image.registry.auth import Authenticator, Credentials
+from sampan.image.registry.auth import Authenticator, Credentials, store_credentials
 from sampan.image.registry.errors import RegistryError, Unauthorized, parse_error_body
 from sampan.image.registry.transport import (
     Body,
@@ -48,6 +48,7 @@ __all__ = [
     "Endpoint",
     "ManifestResult",
     "RegistryClient",
+    "login",
     "registry_host",
 ]
 
@@ -553,10 +554,17 @@ class RegistryClient:
     def check_login(self) -> None:
         """GET /v2/ with the client's credentials; Unauthorized if the registry refuses them."""
         name = self.origin.host
-        with self._call(self.origin, "GET", "/v2/", (), name) as r:
-            if r.status != 200:
-                raise self._failure(r, f"registry {name}", name)
-            r.drain()
+        try:
+            with self._call(self.origin, "GET", "/v2/", (), name) as r:
+                if r.status != 200:
+                    raise self._failure(r, f"registry {name}", name)
+                r.drain()
+        except Unauthorized as exc:
+            if self.auth.credentials(name) is None or "incorrect" in str(exc):
+                raise
+            raise Unauthorized(
+                f"unauthorized: incorrect username or password for {name}", status=exc.status
+            ) from exc
 
     def close(self) -> None:
         self.transport.close()
@@ -566,6 +574,31 @@ class RegistryClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def login(
+    domain: str,
+    username: str,
+    password: str,
+    *,
+    insecure_registries: Iterable[str] = (),
+    config_dir: str | None = None,
+    origin: str | None = None,
+) -> str:
+    """``docker login``: check the credentials against DOMAIN's registry, then save them.
+
+    Returns the config.json written; Unauthorized (nothing written) if refused.
+    """
+    host = origin or registry_host(domain)
+    creds = {host: Credentials(username, password)}
+    with RegistryClient(
+        domain,
+        insecure_registries=insecure_registries,
+        credentials=creds,
+        origin=origin,
+    ) as client:
+        client.check_login()
+    return store_credentials(domain, username, password, config_dir)
 
 
 class _Slice:
