@@ -379,7 +379,7 @@ class _Entry:
         if magic == b"ustar\x0000" and prefix[0]:
             self.name = _text(prefix) + "/" + self.name
         self.type: bytes = kind
-        if kind in (b"0", b"\0") and self.name.endswith("/"):
+        if kind == b"\0" and self.name.endswith("/"):
             self.type = b"5"  # old tars: a directory is a regular file named "dir/"
         self.linkname = _text(linkname)
         self.mode = _number(mode) & 0o7777
@@ -520,17 +520,19 @@ class _Unpacker:
     def _bad(self, name: str, why: str) -> InvalidArgument:
         return InvalidArgument(f"layer {self.label}: {name}: {why}")
 
-    def _split(self, name: str, what: str = "entry") -> list[str]:
+    def _split(self, name: str, entry: str | None = None) -> list[str]:
+        """NAME's components, resolved lexically; ENTRY names a hardlink whose target it is."""
+        where, what = (name, "entry name") if entry is None else (entry, f"hardlink target {name}")
         if "\0" in name:
-            raise self._bad(name, f"{what} name holds a nul byte")
+            raise self._bad(where, f"{what} holds a nul byte")
         if name.startswith("/"):
-            raise self._bad(name, f"absolute {what} name")
+            raise self._bad(where, f"{what} is absolute")
         parts: list[str] = []
         for part in name.split("/"):
             if part == ".." and parts:
                 parts.pop()
             elif part == "..":
-                raise self._bad(name, f"{what} name escapes the layer")
+                raise self._bad(where, f"{what} escapes the layer")
             elif part not in ("", "."):
                 parts.append(part)
         return parts
@@ -608,6 +610,11 @@ class _Unpacker:
     def _remove(self, parent: int, part: str, parts: list[str]) -> None:
         """Remove DEST/PARTS (named PART in PARENT), a directory with all it holds."""
         self._forget(parts)
+        if self.dirs:
+            path = "/".join(parts)
+            below = path + "/"
+            for gone in [p for p in self.dirs if p == path or p.startswith(below)]:
+                del self.dirs[gone]
         try:
             st = os.lstat(part, dir_fd=parent)
         except FileNotFoundError:
@@ -772,7 +779,7 @@ class _Unpacker:
                     raise
 
     def _hardlink(self, parent: int, last: str, parts: list[str], e: _Entry) -> None:
-        target = self._split(e.linkname, "hardlink target")
+        target = self._split(e.linkname, e.name)
         if not target:
             raise self._bad(e.name, "hardlink to the layer's root directory")
         if target == parts:
