@@ -179,12 +179,30 @@ def read_archive(stream: BinaryIO, content: ContentStore) -> Archive:
         except (OSError, EOFError) as exc:  # a corrupt compressed stream
             where = f" at member {current!r}" if current else ""
             raise InvalidArgument(f"archive: cannot read{where}: {exc}") from None
+        end = getattr(tar, "sampan_end", "")
+        if end:
+            raise InvalidArgument(f"archive: truncated or corrupt after member {current!r}: {end}")
     return archive
+
+
+class _TarInfo(tarfile.TarInfo):
+    """Notes how the archive ended: tarfile's stream mode takes a cut or garbled header
+    after the first member for the end of the archive (go's archive/tar, like docker,
+    only accepts the end-of-archive block or the input ending between members)."""
+
+    @classmethod
+    def fromtarfile(cls, tar: tarfile.TarFile) -> _TarInfo:
+        try:
+            return super().fromtarfile(tar)
+        except tarfile.HeaderError as exc:
+            if type(exc).__name__ in ("TruncatedHeaderError", "InvalidHeaderError"):
+                tar.sampan_end = str(exc) or type(exc).__name__  # type: ignore[attr-defined]
+            raise
 
 
 def _open_tar(stream: _Replay) -> tarfile.TarFile:
     try:
-        return tarfile.open(fileobj=stream, mode="r|*")  # type: ignore[call-overload,no-any-return]
+        return tarfile.open(fileobj=stream, mode="r|*", tarinfo=_TarInfo)  # type: ignore[call-overload,no-any-return]
     except tarfile.TarError as exc:
         raise InvalidArgument(f"archive: not a tar archive ({exc})") from None
 
@@ -511,6 +529,9 @@ def select_images(store: ImageStore, names: list[str]) -> list[tuple[ImageRecord
             entry[1].append(ref)
 
     for name in names:
+        if is_digest(name) or (len(name) == 64 and all(c in "0123456789abcdef" for c in name)):
+            add(store.resolve(name), None)  # an image id, as docker's ParseAnyReference reads it
+            continue
         ref: Reference | None = None
         try:
             ref = parse_reference(name, default_tag=False)
