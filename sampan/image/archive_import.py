@@ -25,6 +25,7 @@ import lzma
 import posixpath
 import tarfile
 import time
+import zlib
 
 from sampan import _json
 from sampan.errors import InvalidArgument, Unsupported
@@ -349,7 +350,7 @@ def _rfc3339_nano(ns: int) -> str:
 
 
 _READERS: tuple[tuple[bytes, Any], ...] = (
-    (b"\x1f\x8b", gzip.GzipFile),
+    (b"\x1f\x8b", lambda raw: gzip.GzipFile(fileobj=raw, mode="rb")),
     (b"BZh", bz2.BZ2File),
     (b"\xfd7zXZ\x00", lzma.LZMAFile),
 )
@@ -368,7 +369,7 @@ def _decompressed(stream: BinaryIO) -> tuple[bytes, BinaryIO]:
             raw = reader(raw)  # reads RAW; closing it is not needed (RAW is not its own)
     try:
         first = raw.read(512)
-    except (OSError, EOFError, lzma.LZMAError) as exc:
+    except (OSError, EOFError, lzma.LZMAError, zlib.error) as exc:
         raise InvalidArgument(f"import: corrupt compressed stream: {exc}") from None
     if not first:
         raise InvalidArgument("import: empty input (expected a tar archive)")
@@ -393,7 +394,7 @@ class _Checked:
             return chunk
         try:
             return self._rest.read(size)
-        except (OSError, EOFError, lzma.LZMAError) as exc:
+        except (OSError, EOFError, lzma.LZMAError, zlib.error) as exc:
             raise InvalidArgument(f"import: corrupt compressed stream: {exc}") from None
 
 
@@ -445,6 +446,6 @@ def import_rootfs(
         manifest_digest = store.content.put(manifest_bytes)
         assert manifest_digest == "sha256:" + hashlib.sha256(manifest_bytes).hexdigest()
         config = oi.parse_config(config_bytes, "import")
-        store.unpack(manifest, config, f"import {layer_digest[7:19]}")
+        store.unpack(manifest, config, "import")
         record = store.commit_image(manifest_digest, names=names)
     return record.id
