@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # install-launchers.sh PYTHON SRCROOT VENVBIN BINDIR — write sampan's fast
 # launchers into VENVBIN (replacing pip's console scripts) and link them from
-# BINDIR, so `sampan-runtime` works from any directory.
+# BINDIR, so `sampan` and `sampan-runtime` work from any directory.
 set -euo pipefail
 py=$1 src=$2 venvbin=$3 bindir=$4
-for pair in "sampan-runtime:sampan.cli.runtime"; do
+for pair in "sampan:sampan.cli.main" "sampan-runtime:sampan.cli.runtime"; do
   name=${pair%%:*} module=${pair#*:}
   tmp=$(mktemp "$venvbin/.$name.XXXXXX")
   cat > "$tmp" <<PYEOF

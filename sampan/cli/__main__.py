@@ -1,0 +1,5 @@
+"""``python -m sampan.cli``: the ``sampan`` command."""
+
+from sampan.cli.main import main
+
+raise SystemExit(main())

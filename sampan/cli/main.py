@@ -1,0 +1,174 @@
+"""``sampan``: the docker-like command line.
+
+    sampan [global flags] COMMAND [flags] [args]
+    sampan image COMMAND ...      (``image ls`` = ``images``, ``image rm`` = ``rmi``, ...)
+
+Commands are looked up in a table of module names and imported only when
+run, so ``sampan images`` never loads the registry client or the tar code.
+Until the engine's API arrives, the image commands work directly on the
+store under ``--root`` (``$SAMPAN_ROOT``, default /var/lib/sampan).
+Errors print ``Error: ...`` on one line to stderr and exit 1, as docker does.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from sampan.cli.args import Flag, parse, usage
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from sampan.image.store import ImageStore
+
+DEFAULT_ROOT = "/var/lib/sampan"
+
+GLOBAL_FLAGS = [
+    Flag("--root", "str", "sampan's data directory ($SAMPAN_ROOT)"),
+    Flag("--config", "str", "location of client config files (default ~/.docker)"),
+    Flag("--debug,-D", "bool", "enable debug output"),
+    Flag("--version,-v", "bool", "print version information and quit"),
+    Flag("--help,-h", "bool", "show help"),
+]
+
+# command -> (module, function, one-line help); "image X" maps to these too.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "images": ("sampan.cli.image", "cmd_images", "List images"),
+    "inspect": ("sampan.cli.image", "cmd_inspect", "Return low-level information on images"),
+    "history": ("sampan.cli.image", "cmd_history", "Show the history of an image"),
+    "tag": ("sampan.cli.image", "cmd_tag", "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"),
+    "rmi": ("sampan.cli.image", "cmd_rmi", "Remove one or more images"),
+    "pull": ("sampan.cli.registry", "cmd_pull", "Download an image from a registry"),
+    "push": ("sampan.cli.registry", "cmd_push", "Upload an image to a registry"),
+    "login": ("sampan.cli.registry", "cmd_login", "Log in to a registry"),
+    "logout": ("sampan.cli.registry", "cmd_logout", "Log out from a registry"),
+    "save": ("sampan.cli.archive", "cmd_save", "Save one or more images to a tar archive"),
+    "load": ("sampan.cli.archive", "cmd_load", "Load an image from a tar archive or STDIN"),
+    "import": ("sampan.cli.archive", "cmd_import", "Import a rootfs tarball to create an image"),
+    "version": ("sampan.cli.main", "cmd_version", "Show the sampan version information"),
+}
+
+IMAGE_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "ls": COMMANDS["images"],
+    "list": COMMANDS["images"],
+    "inspect": COMMANDS["inspect"],
+    "history": COMMANDS["history"],
+    "tag": COMMANDS["tag"],
+    "rm": COMMANDS["rmi"],
+    "remove": COMMANDS["rmi"],
+    "pull": COMMANDS["pull"],
+    "push": COMMANDS["push"],
+    "save": COMMANDS["save"],
+    "load": COMMANDS["load"],
+    "import": COMMANDS["import"],
+    "prune": ("sampan.cli.image", "cmd_image_prune", "Remove unused images"),
+    "bootstrap": ("sampan.cli.image", "cmd_bootstrap", "Build a base image offline"),
+}
+
+SYSTEM_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "df": ("sampan.cli.image", "cmd_system_df", "Show sampan disk usage"),
+}
+
+GROUPS = {"image": IMAGE_COMMANDS, "system": SYSTEM_COMMANDS}
+
+
+class Usage(Exception):
+    """Wrong usage: ``Error: ...`` and a pointer to --help, exit 1."""
+
+
+class Context:
+    """What every command gets: the global options and a lazily opened store."""
+
+    def __init__(self, root: str, config_dir: str | None, debug: bool) -> None:
+        self.root = root
+        self.config_dir = config_dir
+        self.debug = debug
+        self._store: ImageStore | None = None
+
+    @property
+    def store(self) -> ImageStore:
+        if self._store is None:
+            from sampan.image.store import ImageStore
+
+            self._store = ImageStore(os.path.join(self.root, "image"))
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+
+def cmd_version(ctx: Context, argv: list[str]) -> int:
+    from sampan import __version__
+
+    print(f"sampan version {__version__}")
+    return 0
+
+
+def _help() -> str:
+    lines = ["Usage:  sampan [OPTIONS] COMMAND", "", "Commands:"]
+    lines += [f"  {name:<10}{spec[2]}" for name, spec in COMMANDS.items()]
+    lines += ["", "Management Commands:"]
+    lines += ["  image     Manage images", "  system    Manage sampan", "", "Global Options:"]
+    lines.append(usage(GLOBAL_FLAGS))
+    return "\n".join(lines)
+
+
+def _group_help(group: str, table: dict[str, tuple[str, str, str]]) -> str:
+    lines = [f"Usage:  sampan {group} COMMAND", "", "Commands:"]
+    lines += [f"  {name:<10}{spec[2]}" for name, spec in table.items()]
+    return "\n".join(lines)
+
+
+def _lookup(args: list[str]) -> tuple[tuple[str, str, str], str, list[str]]:
+    name, rest = args[0], args[1:]
+    table = GROUPS.get(name)
+    if table is not None:
+        if not rest or rest[0] in ("--help", "-h"):
+            print(_group_help(name, table))
+            raise SystemExit(0)
+        sub = rest[0]
+        if sub not in table:
+            raise Usage(f'unknown command "{sub}" for "sampan {name}"')
+        return table[sub], f"{name} {sub}", rest[1:]
+    if name not in COMMANDS:
+        raise Usage(f'unknown command "{name}" for "sampan"')
+    return COMMANDS[name], name, rest
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    from sampan.errors import SampanError, describe
+
+    try:
+        opts, args = parse(GLOBAL_FLAGS, argv)
+        if opts["version"]:
+            return cmd_version(Context("", None, False), [])
+        if opts["help"] or not args:
+            print(_help())
+            return 0
+        (module_name, function, _), command, rest = _lookup(args)
+    except (SampanError, Usage) as exc:
+        print(f"Error: {describe(exc)}\nSee 'sampan --help'.", file=sys.stderr)
+        return 1
+    root = opts["root"] or os.environ.get("SAMPAN_ROOT") or DEFAULT_ROOT
+    ctx = Context(root, opts["config"], bool(opts["debug"]))
+    import importlib
+
+    handler = getattr(importlib.import_module(module_name), function)
+    try:
+        return int(handler(ctx, rest))
+    except Usage as exc:
+        print(f"Error: {exc}\nSee 'sampan {command} --help'.", file=sys.stderr)
+        return 1
+    except (SampanError, OSError) as exc:
+        if ctx.debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"Error: {describe(exc)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        ctx.close()

@@ -1,0 +1,93 @@
+"""`sampan` image commands end to end, as a user types them (private --root)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class Sampan:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def __call__(
+        self, *args: str, check: bool = True, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "sampan.cli", "--root", str(self.root), *args]
+        done = subprocess.run(
+            argv, capture_output=True, text=True, input=stdin, cwd=REPO, timeout=600
+        )
+        if check and done.returncode != 0:
+            raise AssertionError(f"{args}: exit {done.returncode}\n{done.stderr}")
+        return done
+
+
+@pytest.fixture(scope="module")
+def sampan(tmp_path_factory: pytest.TempPathFactory) -> Sampan:
+    cli = Sampan(tmp_path_factory.mktemp("cli") / "root")
+    image_id = cli("image", "bootstrap", "-q", "busybox").stdout.strip()
+    assert image_id.startswith("sha256:")
+    return cli
+
+
+def test_images_lists_like_docker(sampan: Sampan) -> None:
+    out = sampan("images").stdout.splitlines()
+    assert out[0].split() == ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]
+    assert out[1].split()[:2] == ["busybox", "latest"]
+    image_id = sampan("images", "-q").stdout.strip()
+    assert len(image_id) == 12
+    fmt = sampan("images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}").stdout
+    assert fmt == f"busybox:latest {image_id}\n"
+    assert sampan("image", "ls", "--filter", "reference=nothing*", "-q").stdout == ""
+    assert sampan("images", "busybox", "-q").stdout.strip() == image_id
+
+
+def test_inspect_history_and_tags(sampan: Sampan) -> None:
+    import json
+
+    [doc] = json.loads(sampan("image", "inspect", "busybox").stdout)
+    assert doc["RepoTags"] == ["busybox:latest"]
+    assert doc["Config"]["Cmd"] == ["sh"] and doc["Os"] == "linux"
+    assert len(doc["RootFS"]["Layers"]) == 1
+    assert sampan("inspect", "--format", "{{.Id}}", "busybox").stdout.strip() == doc["Id"]
+    history = sampan("history", "busybox").stdout.splitlines()
+    assert history[0].split()[:2] == ["IMAGE", "CREATED"]
+    assert "sampan image bootstrap busybox" in history[1]
+    sampan("tag", "busybox", "localhost:5000/tools/bb:v1")
+    names = sampan("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+    assert sorted(names) == ["busybox:latest", "localhost:5000/tools/bb:v1"]
+    out = sampan("rmi", "localhost:5000/tools/bb:v1").stdout
+    assert out == "Untagged: localhost:5000/tools/bb:v1\n"
+
+
+def test_errors_are_one_line_and_exit_1(sampan: Sampan) -> None:
+    done = sampan("rmi", "nothing-here", check=False)
+    assert done.returncode == 1
+    assert done.stderr == "Error response from daemon: no such image: nothing-here\n"
+    done = sampan("tag", "busybox", "Bad/Name", check=False)
+    assert done.returncode == 1 and done.stderr.startswith("Error: ")
+    done = sampan("images", "--filter", "color=red", check=False)
+    assert done.returncode == 1 and "invalid filter 'color'" in done.stderr
+    done = sampan("inspect", "busybox", "nothing-here", check=False)
+    assert done.returncode == 1 and "No such object: nothing-here" in done.stderr
+    done = sampan("frobnicate", check=False)
+    assert done.returncode == 1 and 'unknown command "frobnicate"' in done.stderr
+
+
+def test_system_df_and_prune(sampan: Sampan) -> None:
+    df = sampan("system", "df").stdout.splitlines()
+    assert df[0].split() == ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
+    assert df[1].split()[:3] == ["Images", "1", "0"]
+    done = sampan("image", "prune", stdin="n\n")
+    assert "Are you sure you want to continue?" in done.stdout
+    assert "Total reclaimed space" not in done.stdout
+    out = sampan("image", "prune", "-f").stdout
+    assert out == "Total reclaimed space: 0B\n"

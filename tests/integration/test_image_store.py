@@ -1,0 +1,136 @@
+"""The image store on the real kernel: bootstrap, names, sharing, removal, collection."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sampan.errors import Conflict, InvalidArgument, NotFound
+from sampan.image import bootstrap
+from sampan.image.store import ImageStore
+from sampan.oci import image as oi
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+
+
+@pytest.fixture(params=["overlay", "vfs"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ImageStore]:
+    s = ImageStore(str(tmp_path / "image"), driver=request.param)
+    yield s
+    for key in list(s.snapshots.active()):
+        s.release(key)
+    s.close()
+
+
+def _derived(store: ImageStore, base: str, cmd: list[str], name: str) -> str:
+    """A second image on the same layer: only its config differs."""
+    record = store.resolve(base)
+    config = store.config_of(record).raw
+    config["config"] = dict(config["config"], Cmd=cmd)
+    from sampan import _json
+
+    data = _json.dumps(config).encode()
+    manifest = store.manifest(record)
+    derived = oi.Manifest(
+        manifest.media_type,
+        oi.Descriptor(manifest.config.media_type, store.content.put(data), len(data)),
+        manifest.layers,
+    )
+    from sampan.oci.reference import parse_reference
+
+    digest = store.content.put(derived.to_bytes())
+    return store.commit_image(digest, names=[parse_reference(name)]).id
+
+
+def test_bootstrap_busybox_is_a_real_reproducible_image(store: ImageStore) -> None:
+    record = bootstrap.busybox(store, ["busybox:latest"])
+    assert record.tags == ["docker.io/library/busybox:latest"]
+    assert record.size > 500_000 and len(record.chain) == 1
+    config = store.config_of(record)
+    assert config.container_config["Cmd"] == ["sh"]
+    assert store.manifest(record).media_type == oi.DOCKER_MANIFEST
+    again = bootstrap.busybox(store, ["busybox:latest"])
+    assert again.id == record.id
+    assert len(store.list()) == 1
+
+
+def test_lookups_by_name_id_and_prefix(store: ImageStore) -> None:
+    record = bootstrap.busybox(store, ["busybox:latest"])
+    assert store.resolve("busybox").id == record.id
+    assert store.resolve("docker.io/library/busybox:latest").id == record.id
+    assert store.resolve(record.id).id == record.id
+    assert store.resolve(record.short_id).id == record.id
+    assert store.resolve(record.id.removeprefix("sha256:")[:6]).id == record.id
+    for missing in ("busybox:nope", "alpine", "0000000000"):
+        with pytest.raises(NotFound, match="no such image"):
+            store.resolve(missing)
+
+
+def test_images_that_share_a_layer_share_its_snapshot(store: ImageStore) -> None:
+    bootstrap.busybox(store, ["busybox:latest"])
+    other = _derived(store, "busybox", ["echo", "hi"], "echo:1")
+    assert other != store.resolve("busybox").id
+    assert len(store.snapshots.list()) == 1
+    assert len(store.list()) == 2
+
+
+def test_rmi_untags_then_deletes_and_collects(store: ImageStore) -> None:
+    record = bootstrap.busybox(store, ["busybox:latest"])
+    store.tag("busybox", "localhost:5000/mine:v1")
+    removal = store.remove("busybox")
+    assert removal.untagged == ["docker.io/library/busybox:latest"] and not removal.deleted
+    store.tag("localhost:5000/mine:v1", "third:x")
+    with pytest.raises(Conflict, match="referenced in multiple repositories"):
+        store.remove(record.id)
+    removal = store.remove(record.id, force=True)
+    assert removal.deleted == [record.id] and removal.reclaimed > 0
+    assert store.list() == []
+    assert store.snapshots.list() == []
+    assert list(store.content.list()) == []
+
+
+def test_an_image_in_use_is_not_removed(store: ImageStore) -> None:
+    record = bootstrap.busybox(store, ["busybox:latest"])
+    store.prepare("container-1", "busybox")
+    with pytest.raises(Conflict, match="being used by container container-1"):
+        store.remove("busybox")
+    removal = store.remove("busybox", force=True)
+    assert removal.untagged and not removal.deleted
+    assert store.prune(all_unused=True).deleted == []  # still used: kept, dangling
+    store.release("container-1")
+    assert store.prune().deleted == [record.id]
+    assert store.snapshots.list() == []
+
+
+def test_prune_removes_only_dangling_images(store: ImageStore) -> None:
+    bootstrap.busybox(store, ["busybox:latest"])
+    dangling = _derived(store, "busybox", ["true"], "tmp:1")
+    store.remove("tmp:1")  # its last name: deleted outright
+    _derived(store, "busybox", ["true"], "tmp:1")
+    store.tag("busybox", "tmp:1")  # the tag moves away: the derived image dangles
+    assert store.prune().deleted == [dangling]
+    assert [r.tags for r in store.list()] == [
+        ["docker.io/library/busybox:latest", "docker.io/library/tmp:1"]
+    ]
+
+
+def test_unreferenced_blobs_and_layers_are_collected(store: ImageStore) -> None:
+    record = bootstrap.busybox(store, ["busybox:latest"])
+    orphan = store.content.put(b"left by a pull killed before it recorded the image")
+    assert store.collect() > 0
+    assert not store.content.has(orphan)
+    assert store.resolve("busybox").id == record.id
+    assert len(store.snapshots.list()) == 1
+
+
+def test_bad_names(store: ImageStore) -> None:
+    bootstrap.busybox(store, ["busybox:latest"])
+    with pytest.raises(InvalidArgument):
+        store.tag("busybox", "library/UPPER")
+    with pytest.raises(InvalidArgument, match="digest"):
+        store.tag("busybox", "busybox@sha256:" + "a" * 64)
+    with pytest.raises(InvalidArgument):
+        store.resolve("")
