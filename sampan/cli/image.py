@@ -7,7 +7,6 @@ store; this module only shapes them.
 
 from __future__ import annotations
 
-import fnmatch
 import sys
 import time
 
@@ -95,6 +94,8 @@ def _image_filters(store: ImageStore, specs: list[str]) -> Any:
             return False
         patterns = wanted.get("reference")
         if patterns:
+            import fnmatch  # imports re: only when a pattern is given
+
             names = [repo, f"{repo}:{tag}"] if repo != NONE else []
             if not any(fnmatch.fnmatchcase(n, p) for n in names for p in patterns):
                 return False

@@ -23,7 +23,6 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 from sampan.errors import Conflict, InvalidArgument, NotFound
 from sampan.image.content import ContentStore
@@ -81,20 +80,39 @@ CREATE TABLE IF NOT EXISTS users (
 """
 
 
-@dataclass
 class ImageRecord:
-    id: str
-    manifest: str
-    manifest_type: str
-    index_digest: str | None
-    size: int
-    created: str
-    added: float
-    tags: list[str] = field(default_factory=list)
-    repo_digests: list[str] = field(default_factory=list)
-    chain: list[str] = field(default_factory=list)
-    diff_ids: list[str] = field(default_factory=list)
-    blobs: list[str] = field(default_factory=list)
+    """One image as the store knows it (a row of ``images`` with its names and layers)."""
+
+    __slots__ = (
+        "added", "blobs", "chain", "created", "diff_ids", "id", "index_digest", "manifest",
+        "manifest_type", "repo_digests", "size", "tags",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        id: str,
+        manifest: str,
+        manifest_type: str,
+        index_digest: str | None,
+        size: int,
+        created: str,
+        added: float,
+    ) -> None:
+        self.id = id
+        self.manifest = manifest
+        self.manifest_type = manifest_type
+        self.index_digest = index_digest
+        self.size = size
+        self.created = created
+        self.added = added
+        self.tags: list[str] = []
+        self.repo_digests: list[str] = []
+        self.chain: list[str] = []
+        self.diff_ids: list[str] = []
+        self.blobs: list[str] = []
+
+    def __repr__(self) -> str:
+        return f"ImageRecord({self.id!r}, tags={self.tags!r})"
 
     @property
     def short_id(self) -> str:
@@ -105,13 +123,13 @@ class ImageRecord:
         return self.chain[-1] if self.chain else None
 
 
-@dataclass
 class Removal:
     """What ``remove``/``prune`` did, in docker's words."""
 
-    untagged: list[str] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
-    reclaimed: int = 0
+    def __init__(self) -> None:
+        self.untagged: list[str] = []
+        self.deleted: list[str] = []
+        self.reclaimed = 0
 
 
 class ImageStore:

@@ -8,8 +8,6 @@ is its diff id, and each next one is sha256 of ``"<parent chain id> <diff id>"``
 
 from __future__ import annotations
 
-import hashlib
-
 from sampan.errors import InvalidArgument
 
 _HEX_LENGTH = {"sha256": 64, "sha512": 128}
@@ -38,6 +36,8 @@ def is_digest(value: str) -> bool:
 
 
 def sha256_of(data: bytes) -> str:
+    import hashlib  # ~5-13 ms: only where something is hashed
+
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 

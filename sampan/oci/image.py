@@ -14,7 +14,6 @@ media type sampan does not know, or has a malformed digest or size is an
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
 from sampan import _json
 from sampan.errors import InvalidArgument, NotFound, Unsupported
@@ -63,11 +62,34 @@ REF_NAME = "org.opencontainers.image.ref.name"
 CONTAINERD_NAME = "io.containerd.image.name"
 
 
-@dataclass(frozen=True)
-class Platform:
-    os: str
-    architecture: str
-    variant: str = ""
+class _Record:
+    """A small value class: equality over ``_fields`` (dataclasses cost ~25 ms to import)."""
+
+    __slots__ = ()
+    _fields: tuple[str, ...] = ()
+
+    def _key(self) -> tuple[object, ...]:
+        return tuple(getattr(self, f) for f in self._fields)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self._key() == other._key()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{f}={getattr(self, f)!r}" for f in self._fields)
+        return f"{type(self).__name__}({inner})"
+
+
+class Platform(_Record):
+    __slots__ = ("architecture", "os", "variant")
+    _fields = ("os", "architecture", "variant")
+
+    def __init__(self, os: str, architecture: str, variant: str = "") -> None:
+        self.os = os
+        self.architecture = architecture
+        self.variant = variant
 
     def __str__(self) -> str:
         base = f"{self.os}/{self.architecture}"
@@ -107,14 +129,25 @@ def parse_platform(text: str) -> Platform:
     return Platform(parts[0], parts[1], parts[2] if len(parts) == 3 else "")
 
 
-@dataclass(frozen=True)
-class Descriptor:
-    media_type: str
-    digest: str
-    size: int
-    urls: tuple[str, ...] = ()
-    annotations: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
-    platform: Platform | None = None
+class Descriptor(_Record):
+    __slots__ = ("annotations", "digest", "media_type", "platform", "size", "urls")
+    _fields = ("media_type", "digest", "size", "urls", "platform")
+
+    def __init__(
+        self,
+        media_type: str,
+        digest: str,
+        size: int,
+        urls: tuple[str, ...] = (),
+        annotations: dict[str, str] | None = None,
+        platform: Platform | None = None,
+    ) -> None:
+        self.media_type = media_type
+        self.digest = digest
+        self.size = size
+        self.urls = tuple(urls)
+        self.annotations = annotations if annotations is not None else {}
+        self.platform = platform
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"mediaType": self.media_type, "digest": self.digest}
@@ -128,12 +161,21 @@ class Descriptor:
         return out
 
 
-@dataclass(frozen=True)
-class Manifest:
-    media_type: str
-    config: Descriptor
-    layers: tuple[Descriptor, ...]
-    annotations: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+class Manifest(_Record):
+    __slots__ = ("annotations", "config", "layers", "media_type")
+    _fields = ("media_type", "config", "layers")
+
+    def __init__(
+        self,
+        media_type: str,
+        config: Descriptor,
+        layers: tuple[Descriptor, ...],
+        annotations: dict[str, str] | None = None,
+    ) -> None:
+        self.media_type = media_type
+        self.config = config
+        self.layers = tuple(layers)
+        self.annotations = annotations if annotations is not None else {}
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"schemaVersion": 2, "mediaType": self.media_type}
@@ -147,11 +189,19 @@ class Manifest:
         return _json.dumps(self.to_dict(), indent=3).encode()
 
 
-@dataclass(frozen=True)
-class Index:
-    media_type: str
-    manifests: tuple[Descriptor, ...]
-    annotations: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+class Index(_Record):
+    __slots__ = ("annotations", "manifests", "media_type")
+    _fields = ("media_type", "manifests")
+
+    def __init__(
+        self,
+        media_type: str,
+        manifests: tuple[Descriptor, ...],
+        annotations: dict[str, str] | None = None,
+    ) -> None:
+        self.media_type = media_type
+        self.manifests = tuple(manifests)
+        self.annotations = annotations if annotations is not None else {}
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"schemaVersion": 2, "mediaType": self.media_type}
@@ -164,11 +214,13 @@ class Index:
         return _json.dumps(self.to_dict(), indent=3).encode()
 
 
-@dataclass(frozen=True)
 class ImageConfig:
     """An image config blob; ``raw`` is the parsed JSON, kept whole."""
 
-    raw: dict[str, Any]
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self.raw = raw
 
     @property
     def diff_ids(self) -> list[str]:
