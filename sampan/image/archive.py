@@ -21,7 +21,9 @@ What the tools write (read from their archives; samples in the tests):
 
 ``save`` writes what docker 25 writes -- one tarball that is both a
 docker-archive and an OCI layout -- with the blobs exactly as the store holds
-them (a pulled image keeps its compressed layers and manifest digest).
+them: a pulled image keeps its compressed layers, and an OCI manifest its
+digest; a Docker schema 2 manifest is written as the equivalent OCI
+manifest (containers/image finds only OCI manifests in index.json by name).
 docker load, podman load and skopeo's docker-archive reader all take
 compressed layer files in manifest.json (checked against the real tools).
 
@@ -563,17 +565,24 @@ def save(store: ImageStore, names: list[str], out: BinaryIO) -> None:
         index: list[oi.Descriptor] = []
         repositories: dict[str, dict[str, str]] = {}
         blobs: list[str] = []
+        made: dict[str, bytes] = {}  # blobs written that the store does not hold
         for record, refs in selected:
             manifest = store.manifest(record)
             config = store.config_of(record)
+            manifest_digest = record.manifest
             manifest_size = store.content.size(record.manifest)
+            if manifest.media_type != oi.OCI_MANIFEST:
+                data = _json.dumps(as_oci_manifest(manifest).to_dict()).encode()
+                manifest_digest = "sha256:" + hashlib.sha256(data).hexdigest()
+                manifest_size = len(data)
+                made[manifest_digest] = data
             platform = config.platform
             named: list[Reference | None] = list(refs) or [None]
             for ref in named:
                 annotations = {}
                 if ref is not None:
                     annotations = {oi.CONTAINERD_NAME: str(ref), oi.REF_NAME: ref.tag or "latest"}
-                index.append(oi.Descriptor(manifest.media_type, record.manifest, manifest_size,
+                index.append(oi.Descriptor(oi.OCI_MANIFEST, manifest_digest, manifest_size,
                                            annotations=annotations,
                                            platform=platform if platform.os else None))  # fmt: skip
             for ref in refs:
@@ -586,7 +595,7 @@ def save(store: ImageStore, names: list[str], out: BinaryIO) -> None:
                     "Layers": [_blob_path(layer.digest) for layer in manifest.layers],
                 }
             )
-            for digest in (record.manifest, record.id, *(d.digest for d in manifest.layers)):
+            for digest in (manifest_digest, record.id, *(d.digest for d in manifest.layers)):
                 if digest not in blobs:
                     blobs.append(digest)
         index_doc = oi.Index(oi.OCI_INDEX, tuple(index)).to_dict()
@@ -600,7 +609,32 @@ def save(store: ImageStore, names: list[str], out: BinaryIO) -> None:
             for algorithm in sorted({digest.partition(":")[0] for digest in blobs}):
                 _add_dir(tar, f"blobs/{algorithm}")
             for digest in blobs:
-                _add_blob(tar, store.content, digest)
+                if digest in made:
+                    _add_bytes(tar, _blob_path(digest), made[digest])
+                else:
+                    _add_blob(tar, store.content, digest)
+
+
+_OCI_LAYER_TYPES = {
+    oi.DOCKER_LAYER: oi.OCI_LAYER,
+    oi.DOCKER_LAYER_GZIP: oi.OCI_LAYER_GZIP,
+    oi.DOCKER_FOREIGN_LAYER: "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+}
+
+
+def as_oci_manifest(manifest: oi.Manifest) -> oi.Manifest:
+    """A Docker schema 2 manifest as the OCI manifest of the same config and layer blobs.
+
+    An OCI layout's index.json names OCI manifests (containers/image, in
+    skopeo and podman, finds nothing else by name), so a docker manifest is
+    written converted -- as docker 25 does; the image id and the layers stay.
+    """
+    config = oi.Descriptor(oi.OCI_CONFIG, manifest.config.digest, manifest.config.size)
+    layers = tuple(
+        oi.Descriptor(_OCI_LAYER_TYPES.get(d.media_type, d.media_type), d.digest, d.size, d.urls)
+        for d in manifest.layers
+    )
+    return oi.Manifest(oi.OCI_MANIFEST, config, layers, manifest.annotations)
 
 
 def _blob_path(digest: str) -> str:

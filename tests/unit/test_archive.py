@@ -548,3 +548,32 @@ def test_save_selects_images_as_docker_does(store: ImageStore) -> None:
         saved(store, ["missing:1"])
     with pytest.raises(InvalidArgument):
         saved(store, [])
+
+
+def test_a_docker_manifest_is_saved_as_its_oci_equivalent(
+    store: ImageStore, tmp_path: Path
+) -> None:
+    layers = [{"mediaType": oi.DOCKER_LAYER_GZIP, "digest": sha(b), "size": len(b)}
+              for b in TWO.gz_layers]  # fmt: skip
+    docker_manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": oi.DOCKER_MANIFEST, "layers": layers,
+        "config": {"mediaType": oi.DOCKER_CONFIG, "digest": TWO.id, "size": len(TWO.config)},
+    }).encode()  # fmt: skip
+    blobs = [docker_manifest, TWO.config, *TWO.gz_layers]
+    data = oci_layout([(docker_manifest, {oi.REF_NAME: "two:1"})], blobs, oi.DOCKER_MANIFEST)
+    load(store, data)
+    assert store.resolve("two:1").manifest == sha(docker_manifest)
+    files = read_tar(saved(store, ["two:1"]))
+    (entry,) = json.loads(files["index.json"])["manifests"]
+    assert entry["mediaType"] == oi.OCI_MANIFEST
+    oci = json.loads(files["blobs/" + entry["digest"].replace(":", "/")])
+    assert oci["mediaType"] == oi.OCI_MANIFEST
+    assert oci["config"] == {"mediaType": oi.OCI_CONFIG, "digest": TWO.id, "size": len(TWO.config)}
+    assert [(d["mediaType"], d["digest"]) for d in oci["layers"]] == [
+        (oi.OCI_LAYER_GZIP, sha(b)) for b in TWO.gz_layers
+    ]
+    assert "blobs/" + sha(docker_manifest).replace(":", "/") not in files
+    with ImageStore(str(tmp_path / "other"), driver="vfs") as other:
+        load(other, saved(store, ["two:1"]))
+        again = other.resolve("two:1")
+        assert again.id == TWO.id and again.manifest == entry["digest"]
