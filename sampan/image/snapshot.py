@@ -217,7 +217,8 @@ class Snapshotter:
         return self._parents[chain_id]
 
     def list(self) -> list[str]:
-        return sorted("sha256:" + name for name in os.listdir(self._layers))
+        """Every layer's chain id."""
+        return sorted("sha256:" + n for n in os.listdir(self._layers) if len(n) == 64)
 
     def add(
         self,
@@ -501,12 +502,12 @@ class OverlaySnapshotter(Snapshotter):
         os.makedirs(self._links, mode=0o700, exist_ok=True)
         if not os.path.isdir(self._init):
             tmp = os.path.join(self.root, f"{_TMP}init-{_random_id()}")
-            os.mkdir(tmp, 0o755)
+            _mkdir(tmp, 0o755)
             _make_init(tmp)
             os.rename(tmp, self._init)
 
     def _new_layer_tree(self, diff: str, parent: str | None) -> None:
-        os.mkdir(diff, 0o755)
+        _mkdir(diff, 0o755)
 
     def _publish_layer(self, tmp: str, hexid: str, parent: str | None) -> None:
         lower = self._read(os.path.join(self._layer_dir(parent), "lower"), parent) if parent else ""
@@ -549,7 +550,7 @@ class OverlaySnapshotter(Snapshotter):
             os.unlink(link)
 
     def _new_active_tree(self, tmp: str, parent: str | None) -> None:
-        os.mkdir(os.path.join(tmp, "upper"), 0o755)
+        _mkdir(os.path.join(tmp, "upper"), 0o755)  # the container's "/": its mode shows
         os.mkdir(os.path.join(tmp, "work"), 0o700)
 
     def _lowers(self, parent: str | None) -> list[str]:
@@ -608,7 +609,7 @@ class VfsSnapshotter(Snapshotter):
 
     def _new_layer_tree(self, diff: str, parent: str | None) -> None:
         if parent is None:
-            os.mkdir(diff, 0o755)
+            _mkdir(diff, 0o755)
         else:
             copy_tree(self.layer_dir(parent), diff)
 
@@ -647,6 +648,12 @@ class VfsSnapshotter(Snapshotter):
 def _random_id() -> str:
     raw = int.from_bytes(os.urandom(8), "big")
     return "".join(_SHORT_ALPHABET[(raw >> (5 * i)) & 31] for i in range(_SHORT_LENGTH))
+
+
+def _mkdir(path: str, mode: int) -> None:
+    """mkdir with exactly MODE, whatever the umask."""
+    os.mkdir(path, mode)
+    os.chmod(path, mode)
 
 
 def _write_file(path: str, text: str) -> None:
@@ -689,10 +696,12 @@ def _make_init(fs: str) -> None:
         for name in INIT_DIRS:
             try:
                 os.mkdir(name, 0o755, dir_fd=fd)
+                os.chmod(name, 0o755, dir_fd=fd)
             except FileExistsError:
                 if not stat.S_ISDIR(os.lstat(name, dir_fd=fd).st_mode):
                     os.unlink(name, dir_fd=fd)
                     os.mkdir(name, 0o755, dir_fd=fd)
+                    os.chmod(name, 0o755, dir_fd=fd)
         etc = os.open("etc", _DIR_FLAGS, dir_fd=fd)
         try:
             for path in INIT_FILES:

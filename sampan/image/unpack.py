@@ -592,6 +592,7 @@ class _Unpacker:
             os.unlink(part, dir_fd=parent)
         os.mkdir(part, 0o755, dir_fd=parent)
         fd = os.open(part, _DIR_FLAGS, dir_fd=parent)
+        os.chmod(fd, 0o755)  # whatever the umask
         path = "/".join(parts[: j + 1])
         self.written.add(path)
         if path in self.whiteouts:
@@ -631,7 +632,7 @@ class _Unpacker:
             self._entry(e, reader, size)
         except (InvalidArgument, Unsupported, _Truncated):
             raise
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:  # a nul byte, an owner past 2**32
             raise self._bad(e.name, str(exc)) from None
         except OSError as exc:
             if exc.errno in _BAD_INPUT_ERRNOS:

@@ -201,8 +201,28 @@ def test_long_chains_mount(snap: Snapshotter, target: Path, count: int) -> None:
     assert (target / "f0").read_text() == "0"
     assert (target / f"f{count - 1}").read_text() == str(count - 1)
     assert len([n for n in os.listdir(target) if n.startswith("f")]) == count
+    with pytest.raises(Conflict, match="still mounted"):
+        snap.remove_active("long")
     snap.unmount(str(target))
     assert mounts_under(target) == []
+    snap.remove_active("long")
+
+
+def test_modes_do_not_follow_the_umask(driver: str, tmp_path: Path, target: Path) -> None:
+    old = os.umask(0o077)
+    try:
+        snap = open_snapshotter(str(tmp_path / "s"), driver)
+        (chain,) = add_chain(snap, [tar(("bin/sh", b"sh"))])
+        snap.prepare("c1", chain)
+    finally:
+        os.umask(old)
+    snap.mount("c1", str(target))
+    try:
+        for path in (target, target / "bin", target / "etc", target / "dev"):
+            assert stat.S_IMODE(path.stat().st_mode) == 0o755, path
+        assert stat.S_IMODE((target / "etc/hosts").stat().st_mode) == 0o644
+    finally:
+        snap.unmount(str(target))
 
 
 # -- refusals -------------------------------------------------------------------------
