@@ -19,13 +19,9 @@ What the tools write (read from their archives; samples in the tests):
     skopeo copy    either, as given (``oci-archive:f.tar:NAME``: ref.name =
                    NAME, a tag or a full name, or none).
 
-``save`` writes what docker 25 writes -- one tarball that is both a
-docker-archive and an OCI layout -- with the blobs exactly as the store holds
-them: a pulled image keeps its compressed layers, and an OCI manifest its
-digest; a Docker schema 2 manifest is written as the equivalent OCI
-manifest (containers/image finds only OCI manifests in index.json by name).
-docker load, podman load and skopeo's docker-archive reader all take
-compressed layer files in manifest.json (checked against the real tools).
+``save`` (archive_save.py) writes what docker 25 writes -- one tarball that
+is both a docker-archive and an OCI layout -- from the store's own blobs;
+``import_rootfs`` (archive_import.py) is ``docker import``.
 
 ``load`` reads the tarball once, as a stream (compressed with gzip, bzip2
 or xz or not): small members are kept in memory until it is known what they
@@ -40,15 +36,14 @@ in the content store for the next garbage collection.
 from __future__ import annotations
 
 import hashlib
-import io
 import posixpath
 import tarfile
 from dataclasses import dataclass, field
 
 from sampan import _json
-from sampan.errors import InvalidArgument, NotFound, Unsupported
+from sampan.errors import InvalidArgument, Unsupported
 from sampan.oci import image as oi
-from sampan.oci.digest import hex_of, is_digest
+from sampan.oci.digest import is_digest
 from sampan.oci.reference import Reference, parse_reference
 
 TYPE_CHECKING = False
@@ -56,9 +51,9 @@ if TYPE_CHECKING:
     from typing import Any, BinaryIO
 
     from sampan.image.content import ContentStore
-    from sampan.image.store import ImageRecord, ImageStore
+    from sampan.image.store import ImageStore
 
-__all__ = ["load", "save"]
+__all__ = ["import_rootfs", "load", "save"]
 
 SMALL_MEMBER = 1 << 20  # members up to this size are held in memory while reading
 MEMORY_BUDGET = 64 << 20  # ... as long as all of them together stay under this
@@ -133,7 +128,7 @@ def _inside(path: object, where: str) -> str:
     return name
 
 
-class _Replay:
+class Replay:
     """A stream with its first bytes (already read to sniff them) put back."""
 
     def __init__(self, head: bytes, rest: BinaryIO) -> None:
@@ -161,7 +156,7 @@ def read_archive(stream: BinaryIO, content: ContentStore) -> Archive:
     archive = Archive()
     in_memory = 0
     current = ""
-    with _open_tar(_Replay(head, stream)) as tar:
+    with _open_tar(Replay(head, stream)) as tar:
         try:
             for info in tar:
                 current = info.name
@@ -202,7 +197,7 @@ class _TarInfo(tarfile.TarInfo):
             raise
 
 
-def _open_tar(stream: _Replay) -> tarfile.TarFile:
+def _open_tar(stream: Replay) -> tarfile.TarFile:
     try:
         return tarfile.open(fileobj=stream, mode="r|*", tarinfo=_TarInfo)  # type: ignore[call-overload,no-any-return]
     except tarfile.TarError as exc:
@@ -514,156 +509,32 @@ def _store_blobs(content: ContentStore, image: Planned) -> None:
         content.put(image.index_bytes, image.index_digest)
 
 
-# ---------------------------------------------------------------- save
-
-
-def select_images(store: ImageStore, names: list[str]) -> list[tuple[ImageRecord, list[Reference]]]:
-    """docker save's reading of its arguments: each image once, with the names to write.
-
-    ``repo`` alone means every tag of repo; ``repo:tag`` that tag; an id, an
-    id prefix or ``repo@digest`` the image without a name.
-    """
-    chosen: dict[str, tuple[ImageRecord, list[Reference]]] = {}
-
-    def add(record: ImageRecord, ref: Reference | None) -> None:
-        entry = chosen.setdefault(record.id, (record, []))
-        if ref is not None and ref not in entry[1]:
-            entry[1].append(ref)
-
-    for name in names:
-        if is_digest(name) or (len(name) == 64 and all(c in "0123456789abcdef" for c in name)):
-            add(store.resolve(name), None)  # an image id, as docker's ParseAnyReference reads it
-            continue
-        ref: Reference | None = None
-        try:
-            ref = parse_reference(name, default_tag=False)
-        except InvalidArgument:
-            ref = None
-        if ref is not None and ref.tag is None and ref.digest is None:
-            found = False
-            for record in store.list():
-                for tag in record.tags:
-                    tagged = parse_reference(tag)
-                    if tagged.name == ref.name:
-                        add(record, tagged)
-                        found = True
-            if not found:
-                add(store.resolve(name), None)
-            continue
-        record = store.resolve(name)
-        add(record, ref if ref is not None and ref.digest is None else None)
-    return list(chosen.values())
+# ---------------------------------------------------------------- save and import
 
 
 def save(store: ImageStore, names: list[str], out: BinaryIO) -> None:
-    """``docker save``: the images as one tarball, both a docker-archive and an OCI layout."""
-    if not names:
-        raise InvalidArgument("save: no images given")
-    with store.writing():
-        selected = select_images(store, names)
-        entries: list[dict[str, Any]] = []
-        index: list[oi.Descriptor] = []
-        repositories: dict[str, dict[str, str]] = {}
-        blobs: list[str] = []
-        made: dict[str, bytes] = {}  # blobs written that the store does not hold
-        for record, refs in selected:
-            manifest = store.manifest(record)
-            config = store.config_of(record)
-            manifest_digest = record.manifest
-            manifest_size = store.content.size(record.manifest)
-            if manifest.media_type != oi.OCI_MANIFEST:
-                data = _json.dumps(as_oci_manifest(manifest).to_dict()).encode()
-                manifest_digest = "sha256:" + hashlib.sha256(data).hexdigest()
-                manifest_size = len(data)
-                made[manifest_digest] = data
-            platform = config.platform
-            named: list[Reference | None] = list(refs) or [None]
-            for ref in named:
-                annotations = {}
-                if ref is not None:
-                    annotations = {oi.CONTAINERD_NAME: str(ref), oi.REF_NAME: ref.tag or "latest"}
-                index.append(oi.Descriptor(oi.OCI_MANIFEST, manifest_digest, manifest_size,
-                                           annotations=annotations,
-                                           platform=platform if platform.os else None))  # fmt: skip
-            for ref in refs:
-                top = hex_of(config.diff_ids[-1]) if config.diff_ids else ""
-                repositories.setdefault(ref.familiar(), {})[ref.tag or "latest"] = top
-            entries.append(
-                {
-                    "Config": _blob_path(record.id),
-                    "RepoTags": [ref.familiar_string() for ref in refs] or None,
-                    "Layers": [_blob_path(layer.digest) for layer in manifest.layers],
-                }
-            )
-            for digest in (manifest_digest, record.id, *(d.digest for d in manifest.layers)):
-                if digest not in blobs:
-                    blobs.append(digest)
-        index_doc = oi.Index(oi.OCI_INDEX, tuple(index)).to_dict()
-        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
-            _add_bytes(tar, "oci-layout", OCI_LAYOUT)
-            _add_bytes(tar, "index.json", _json.dumps(index_doc).encode())
-            _add_bytes(tar, "manifest.json", _json.dumps(entries).encode() + b"\n")
-            if repositories:
-                _add_bytes(tar, "repositories", _json.dumps(repositories).encode() + b"\n")
-            _add_dir(tar, "blobs")
-            for algorithm in sorted({digest.partition(":")[0] for digest in blobs}):
-                _add_dir(tar, f"blobs/{algorithm}")
-            for digest in blobs:
-                if digest in made:
-                    _add_bytes(tar, _blob_path(digest), made[digest])
-                else:
-                    _add_blob(tar, store.content, digest)
+    """``docker save``: the images as one tarball, both a docker-archive and an OCI layout.
 
-
-_OCI_LAYER_TYPES = {
-    oi.DOCKER_LAYER: oi.OCI_LAYER,
-    oi.DOCKER_LAYER_GZIP: oi.OCI_LAYER_GZIP,
-    oi.DOCKER_FOREIGN_LAYER: "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-}
-
-
-def as_oci_manifest(manifest: oi.Manifest) -> oi.Manifest:
-    """A Docker schema 2 manifest as the OCI manifest of the same config and layer blobs.
-
-    An OCI layout's index.json names OCI manifests (containers/image, in
-    skopeo and podman, finds nothing else by name), so a docker manifest is
-    written converted -- as docker 25 does; the image id and the layers stay.
+    (archive_save.py; see there.)
     """
-    config = oi.Descriptor(oi.OCI_CONFIG, manifest.config.digest, manifest.config.size)
-    layers = tuple(
-        oi.Descriptor(_OCI_LAYER_TYPES.get(d.media_type, d.media_type), d.digest, d.size, d.urls)
-        for d in manifest.layers
-    )
-    return oi.Manifest(oi.OCI_MANIFEST, config, layers, manifest.annotations)
+    from sampan.image.archive_save import save_images
+
+    save_images(store, names, out)
 
 
-def _blob_path(digest: str) -> str:
-    return "blobs/" + digest.replace(":", "/", 1)
+def import_rootfs(
+    store: ImageStore,
+    stream: BinaryIO,
+    *,
+    changes: list[str] | tuple[str, ...] = (),
+    ref: str | None = None,
+    message: str = "",
+    platform: oi.Platform | None = None,
+) -> str:
+    """``docker import``: a rootfs tarball as a one-layer image; returns its id.
 
+    (archive_import.py; see there.)
+    """
+    from sampan.image.archive_import import import_rootfs as import_
 
-def _info(name: str, size: int, mode: int = 0o644) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.size = size
-    info.mode = mode
-    info.mtime = 0  # the same images always make the same archive
-    info.uname = info.gname = ""
-    return info
-
-
-def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    tar.addfile(_info(name, len(data)), io.BytesIO(data))
-
-
-def _add_dir(tar: tarfile.TarFile, name: str) -> None:
-    info = _info(name, 0, 0o755)
-    info.type = tarfile.DIRTYPE
-    tar.addfile(info)
-
-
-def _add_blob(tar: tarfile.TarFile, content: ContentStore, digest: str) -> None:
-    try:
-        size = content.size(digest)
-    except NotFound:
-        raise NotFound(f"save: blob {digest} is missing from the content store") from None
-    with content.open(digest) as f:
-        tar.addfile(_info(_blob_path(digest), size), f)
+    return import_(store, stream, changes=changes, ref=ref, message=message, platform=platform)

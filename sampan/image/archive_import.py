@@ -361,9 +361,9 @@ def _decompressed(stream: BinaryIO) -> tuple[bytes, BinaryIO]:
     magic = stream.read(6)
     if magic.startswith(b"\x28\xb5\x2f\xfd"):
         raise Unsupported("import: zstd-compressed archives are not supported")
-    from sampan.image.archive import _Replay
+    from sampan.image.archive import Replay
 
-    raw: Any = _Replay(magic, stream)
+    raw: Any = Replay(magic, stream)
     for prefix, reader in _READERS:
         if magic.startswith(prefix):
             raw = reader(raw)  # reads RAW; closing it is not needed (RAW is not its own)
