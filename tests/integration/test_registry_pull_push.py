@@ -71,7 +71,7 @@ def test_pull_busybox(registry: Seeded, store: ImageStore) -> None:
     assert record.manifest == digest  # type: ignore[attr-defined]
     assert store.snapshots.has(record.chain[-1])  # type: ignore[attr-defined]
     lines = out.splitlines()
-    assert lines[0] == f"latest: Pulling from {name}"
+    assert lines[0] == "latest: Pulling from library/busybox"
     assert any(line.endswith(": Pull complete") for line in lines)
     assert lines[-2:] == [f"Digest: {digest}", f"Status: Downloaded newer image for {name}:latest"]
     # again: nothing moves

@@ -94,7 +94,7 @@ def _pull(
     repo = ref.path
     label = ref.familiar_string()
     before = _current(store, ref)
-    progress.message(f"{ref.digest or ref.tag}: Pulling from {ref.familiar()}")
+    progress.message(f"{ref.digest or ref.tag}: Pulling from {ref.path}")
 
     top = client.get_manifest(repo, ref.reference)
     parsed = parse_manifest(top.data, label, top.media_type or None)
