@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 
 from sampan.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
+from sampan.image.layertar import write_layer
 from sampan.image.snapshot import Snapshotter, open_snapshotter
 from sampan.oci.digest import chain_ids, sha256_of
 
@@ -281,6 +282,44 @@ def test_device_nodes_only_when_allowed(driver: str, tmp_path: Path) -> None:
     s = open_snapshotter(str(tmp_path / "s"), driver, allow_devices=True)
     s.add(diff_id, None, io.BytesIO(blob), expected_diff_id=diff_id, label="d")
     assert os.lstat(Path(s.layer_dir(diff_id)) / "dev/null").st_rdev == os.makedev(1, 3)
+
+
+def test_views_are_exact_copies(driver: str, tmp_path: Path, target: Path) -> None:
+    """Owners, setuid, xattrs, hardlinks, fifos, symlinks and device nodes, through the
+    layer and the container's view (vfs: copied, never opened)."""
+    src = tmp_path / "src"
+    (src / "bin").mkdir(parents=True)
+    (src / "bin/busybox").write_bytes(b"ELF" * 1000)
+    os.chmod(src / "bin/busybox", 0o4755)
+    os.link(src / "bin/busybox", src / "bin/sh")
+    os.chown(src / "bin", 12, 34)
+    os.setxattr(src / "bin/busybox", "user.x", b"1")
+    os.symlink("busybox", src / "bin/ls")
+    os.mkfifo(src / "fifo")
+    (src / "dev").mkdir()
+    os.mknod(src / "dev/null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    buf = io.BytesIO()
+    write_layer(str(src), buf, overlay_whiteouts=False)
+    s = open_snapshotter(str(tmp_path / "s"), driver, allow_devices=True)
+    (chain,) = add_chain(s, [buf.getvalue()])
+    s.prepare("c1", chain)
+    s.mount("c1", str(target))
+    try:
+        for rel in ("bin", "bin/busybox", "bin/sh", "bin/ls", "fifo", "dev/null"):
+            a, b = os.lstat(src / rel), os.lstat(target / rel)
+            assert (
+                a.st_mode,
+                a.st_uid,
+                a.st_gid,
+                a.st_rdev,
+                a.st_size,
+                a.st_mtime_ns // 10**9,
+            ) == (b.st_mode, b.st_uid, b.st_gid, b.st_rdev, b.st_size, b.st_mtime_ns // 10**9), rel
+        assert os.stat(target / "bin/sh").st_ino == os.stat(target / "bin/busybox").st_ino
+        assert os.getxattr(target / "bin/busybox", "user.x") == b"1"
+        assert (target / "bin/sh").read_bytes() == b"ELF" * 1000
+    finally:
+        s.unmount(str(target))
 
 
 def test_adding_a_present_layer_reads_nothing(snap: Snapshotter) -> None:
