@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from sampan import _json
 from sampan.errors import InvalidArgument, Unsupported
 from sampan.oci import image as oi
-from sampan.oci.digest import is_digest
+from sampan.oci.digest import chain_ids, is_digest
 from sampan.oci.reference import Reference, parse_reference
 
 TYPE_CHECKING = False
@@ -488,6 +488,7 @@ def load(store: ImageStore, stream: BinaryIO, *, platform: oi.Platform | None = 
         for image in images:
             _store_blobs(content, image)
         for image in images:
+            _check_unpacked_layers(store, image)
             store.unpack(image.manifest, image.config, f"image {image.image_id[7:19]}")
         loaded: list[str] = []
         for image in images:
@@ -496,6 +497,49 @@ def load(store: ImageStore, stream: BinaryIO, *, platform: oi.Platform | None = 
             )
             loaded += [ref.familiar_string() for ref in image.names] or [image.image_id]
     return loaded
+
+
+def _check_unpacked_layers(store: ImageStore, image: Planned) -> None:
+    """A compressed layer whose chain is unpacked already is not unpacked again, so its
+    diff id is checked here: the archive must not slip in a blob that is not that layer."""
+    diff_ids = image.config.diff_ids
+    for i, (desc, chain_id) in enumerate(zip(image.manifest.layers, chain_ids(diff_ids),
+                                             strict=True)):  # fmt: skip
+        if desc.digest == diff_ids[i] or not store.snapshots.has(chain_id):
+            continue  # a plain tar was compared with its diff id; unpack checks the others
+        with store.content.open(desc.digest) as raw:
+            actual = _diff_id_of(raw, f"layer {desc.digest}")
+        if actual != diff_ids[i]:
+            raise InvalidArgument(
+                f"layer {desc.digest}: its content has diff id {actual}, "
+                f"the config of image {image.image_id} says {diff_ids[i]}"
+            )
+
+
+def _diff_id_of(raw: BinaryIO, label: str) -> str:
+    """sha256 of a layer blob's decompressed bytes (gzip, bzip2 or xz)."""
+    import bz2
+    import gzip
+    import lzma
+    import zlib
+
+    head = raw.read(6)
+    stream: Any = Replay(head, raw)
+    if head.startswith(_GZIP):
+        stream = gzip.GzipFile(fileobj=stream, mode="rb")
+    elif head.startswith(b"BZh"):
+        stream = bz2.BZ2File(stream)
+    elif head.startswith(b"\xfd7zXZ\x00"):
+        stream = lzma.LZMAFile(stream)  # noqa: SIM115  # reads RAW, which its caller closes
+    elif head.startswith(_ZSTD):
+        raise Unsupported(f"{label}: zstd-compressed layers are not supported")
+    h = hashlib.sha256()
+    try:
+        while chunk := stream.read(1 << 20):
+            h.update(chunk)
+    except (OSError, EOFError, lzma.LZMAError, zlib.error) as exc:
+        raise InvalidArgument(f"{label}: corrupt compressed stream: {exc}") from None
+    return "sha256:" + h.hexdigest()
 
 
 def _store_blobs(content: ContentStore, image: Planned) -> None:

@@ -577,3 +577,16 @@ def test_a_docker_manifest_is_saved_as_its_oci_equivalent(
         load(other, saved(store, ["two:1"]))
         again = other.resolve("two:1")
         assert again.id == TWO.id and again.manifest == entry["digest"]
+
+
+def test_a_compressed_layer_is_checked_even_when_its_chain_is_unpacked(store: ImageStore) -> None:
+    load(store, oci_of(TWO, {oi.REF_NAME: "two:1"}))
+    impostor = gz(tar_bytes([("hello", b"not the layer\n")]))
+    doc = json.loads(TWO.oci_manifest())
+    doc["layers"][1].update(digest=sha(impostor), size=len(impostor))
+    manifest = json.dumps(doc).encode()
+    data = oci_layout([(manifest, {oi.REF_NAME: "two:evil"})],
+                      [manifest, TWO.config, TWO.gz_layers[0], impostor])  # fmt: skip
+    with pytest.raises(InvalidArgument, match="its content has diff id"):
+        load(store, data)
+    assert [r.tags for r in store.list()] == [["docker.io/library/two:1"]]
