@@ -201,3 +201,34 @@ def test_secure_host_never_falls_back(server: _Server) -> None:
         t._insecure = lambda host: False  # type: ignore[method-assign]
         with pytest.raises(RegistryError, match="TLS"):
             t.request("GET", f"https://127.0.0.1:{server.port}/v2/")
+
+
+def test_connect_timeout_is_short(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host that drops the SYN fails after CONNECT_TIMEOUT, not the read timeout."""
+    import socket
+    import time
+
+    from sampan.image.registry import transport as transport_mod
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)  # never accepted: once the backlog is full, SYNs are dropped
+    port = listener.getsockname()[1]
+    fillers = []
+    try:
+        for _ in range(3):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", port))
+            fillers.append(s)
+        time.sleep(0.1)
+        monkeypatch.setattr(transport_mod, "CONNECT_TIMEOUT", 0.5)
+        with Transport(timeout=60) as t:
+            start = time.monotonic()
+            with pytest.raises(RegistryError, match=f"cannot reach registry 127.0.0.1:{port}"):
+                t.request("GET", f"http://127.0.0.1:{port}/v2/")
+            assert time.monotonic() - start < 5
+    finally:
+        for s in fillers:
+            s.close()
+        listener.close()

@@ -41,6 +41,7 @@ USER_AGENT = "sampan/0.1"
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
 POOL_SIZE = 8
+CONNECT_TIMEOUT = 15.0
 CHUNK = 256 * 1024
 
 
@@ -58,7 +59,9 @@ _DROPPED = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetErro
 
 class _Connection(Protocol):
     sock: socket.socket | None
+    timeout: float | None
 
+    def connect(self) -> None: ...
     def request(
         self, method: str, url: str, body: Body = ..., headers: dict[str, str] = ...
     ) -> None: ...
@@ -310,6 +313,8 @@ class Transport:
             key = (scheme, host)
             conn, reused = self._acquire(key)
             try:
+                if conn.sock is None:
+                    self._connect(conn)
                 if body is not None and not isinstance(body, bytes):
                     body.seek(start)
                 conn.request(method, target, body=body, headers=headers)
@@ -342,6 +347,20 @@ class Transport:
             real_url = f"{scheme}://{host}{target}"
             return Response(self, key, conn, raw, real_url, method)
         raise AssertionError("unreachable")
+
+    def _connect(self, conn: _Connection) -> None:
+        """Connect (and handshake) within CONNECT_TIMEOUT; then reads get the full timeout.
+
+        An address that drops packets (no route out of this machine) fails in
+        seconds, not after the minute a slow blob is allowed between reads.
+        """
+        conn.timeout = min(self.timeout, CONNECT_TIMEOUT)
+        try:
+            conn.connect()
+        finally:
+            conn.timeout = self.timeout
+        if conn.sock is not None:
+            conn.sock.settimeout(self.timeout)
 
     def _insecure(self, host: str) -> bool:
         return is_insecure(host, self.insecure_registries)
