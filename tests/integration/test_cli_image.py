@@ -91,3 +91,28 @@ def test_system_df_and_prune(sampan: Sampan) -> None:
     assert "Total reclaimed space" not in done.stdout
     out = sampan("image", "prune", "-f").stdout
     assert out == "Total reclaimed space: 0B\n"
+
+
+def test_save_load_and_import_through_the_cli(sampan: Sampan, tmp_path: Path) -> None:
+    archive = tmp_path / "bb.tar"
+    sampan("save", "-o", str(archive), "busybox")
+    assert archive.stat().st_size > 500_000
+    image_id = sampan("images", "-q", "busybox").stdout.strip()
+    sampan("tag", "busybox", "keep:1")  # the layers stay; the load must still verify them
+    sampan("rmi", "busybox")
+    assert sampan("load", "-i", str(archive)).stdout == "Loaded image: busybox:latest\n"
+    assert sampan("images", "-q", "busybox").stdout.strip() == image_id
+    sampan("rmi", "keep:1")
+    imported = sampan(
+        "import", "-c", 'CMD ["echo", "hi"]', "-c", "ENV A=1", str(archive), "scratchy:1"
+    ).stdout.strip()
+    assert imported.startswith("sha256:")
+    fmt = "{{json .Config.Cmd}} {{json .Config.Env}}"
+    assert sampan("inspect", "-f", fmt, "scratchy:1").stdout == '["echo","hi"] ["A=1"]\n'
+    sampan("rmi", "scratchy:1")
+    done = sampan("save", "-o", str(tmp_path / "none.tar"), "nothing-here", check=False)
+    assert done.returncode == 1 and not (tmp_path / "none.tar").exists()
+    done = sampan("load", "-i", str(tmp_path / "missing.tar"), check=False)
+    assert done.returncode == 1 and "missing.tar" in done.stderr
+    done = sampan("import", "-c", "RUN true", str(archive), check=False)
+    assert done.returncode == 1 and "not a valid change command" in done.stderr
