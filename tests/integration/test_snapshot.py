@@ -452,6 +452,28 @@ def test_killed_mid_unpack(driver: str, tmp_path: Path) -> None:
     assert leftovers(s) == [] and s.list() == []
 
 
+def test_killed_while_removing(driver: str, tmp_path: Path) -> None:
+    root = str(tmp_path / "s")
+    s = open_snapshotter(root, driver)
+    (chain,) = add_chain(s, [tar(("f", b"x"))])
+    s.prepare("c1", None)
+    s.close()
+    action = (
+        "import shutil\n"
+        "shutil.rmtree = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)\n"
+        "s.remove_active('c1') if sys.argv[1:] == ['active'] else s.remove(sys.argv[1])"
+    )
+    for arg in ("active", chain):
+        code = CHILD.format(repo=str(REPO), root=root, driver=driver, die_at="never", action=action)
+        assert subprocess.run([sys.executable, "-c", code, arg]).returncode == -signal.SIGKILL
+        # What it was removing is out of sight; the next open removes the rest.
+        assert len([n for n in os.listdir(root) if n.startswith(".tmp-rm")]) == 1
+    s = open_snapshotter(root)
+    assert s.list() == [] and s.active() == {} and leftovers(s) == []
+    if driver == "overlay":
+        assert os.listdir(Path(root) / "l") == []
+
+
 def test_a_live_makers_work_is_left_alone(snap: Snapshotter) -> None:
     work = Path(snap.root) / ".tmp-add-alive"
     work.mkdir()
