@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# demo.sh — make an OCI bundle from busybox and run it with sampan-runtime.
+# demo.sh — make an OCI bundle from busybox and run it with sampan-runtime;
+# then bootstrap the busybox image into the store and list it.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 bundle=${SAMPAN_DEMO_BUNDLE:-/var/tmp/sampan-demo}
@@ -19,3 +20,8 @@ json.dump(config, open(path, "w"), indent=2)
 PY
 echo "+ sampan-runtime run --bundle $bundle demo"
 sampan-runtime run --bundle "$bundle" "demo-$$"
+# Images: a base image made offline from Debian's busybox-static, in the store.
+echo "+ sampan image bootstrap busybox"
+sampan image bootstrap busybox
+echo "+ sampan images"
+sampan images

@@ -86,8 +86,8 @@ def _busybox_rootfs(rootfs: str, busybox: str) -> str:
     for name, text in (("passwd", _PASSWD), ("group", _GROUP)):
         with open(os.path.join(rootfs, "etc", name), "w") as f:
             f.write(text)
-    version = subprocess.run([busybox], capture_output=True, text=True).stdout.split("\n")[0]
-    return version.strip() or "busybox"
+    banner = subprocess.run([busybox], capture_output=True, text=True).stdout.split("\n")[0]
+    return banner.split(" multi-call")[0].strip() or "busybox"
 
 
 def _commit_rootfs(
