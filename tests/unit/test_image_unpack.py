@@ -370,7 +370,7 @@ BAD: dict[str, tuple[Callable[[str], list[Entry]], str]] = {
     ),
     "nested-symlink-then-dir": (
         lambda s: [dir_("a"), link("a/b", s), dir_("a/b/sub/new")],
-        "a/b/sub/new/: parent a/b is a symlink",
+        "a/b/sub/new: parent a/b is a symlink",
     ),
     "symlink-then-whiteout": (
         lambda s: [link("evil", s), reg("evil/.wh.secret")],

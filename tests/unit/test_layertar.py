@@ -1,4 +1,5 @@
-"""write_layer: deterministic layer tars, and round trips through unpack_layer.
+"""write_layer: deterministic layer tars, and round trips through unpack_layer;
+LayerReader: entries, data copied or skipped, the diff id.
 
 a tree -> tar -> unpack -> the same tree (types, modes, owners, mtimes, xattrs,
 hardlinks, long names), and the same tar again, byte for byte
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from sampan.errors import Unsupported
-from sampan.image.layertar import write_layer
+from sampan.image.layertar import LayerReader, write_layer
 from sampan.image.unpack import unpack_layer
 
 IS_ROOT = os.geteuid() == 0
@@ -182,3 +183,24 @@ def test_overlay_redirects_are_unsupported(tmp_path: Path) -> None:
     os.setxattr(upper / "moved", "trusted.overlay.redirect", b"/orig")
     with pytest.raises(Unsupported, match=r"moved: overlayfs trusted\.overlay\.redirect"):
         layer_of(upper, overlay_whiteouts=True)
+
+
+def test_layer_reader_entries(tree: Path, tmp_path: Path) -> None:
+    import gzip
+
+    data, diff_id = layer_of(tree)
+    seen = {}
+    with LayerReader(io.BytesIO(gzip.compress(data)), "r") as layer:
+        for entry in layer.entries():
+            seen[entry.name] = entry
+            if entry.name == "etc/hosts":  # data copied for this one, skipped for the rest
+                fd = os.open(tmp_path / "hosts", os.O_WRONLY | os.O_CREAT, 0o600)
+                layer.copy_to(fd)
+                os.close(fd)
+        assert layer.finish() == diff_id
+    assert (tmp_path / "hosts").read_text() == "127.0.0.1 localhost\n"
+    hosts, link = seen["etc/hosts"], seen["bin/sh"]
+    assert hosts.type == b"0" and hosts.size == 20 and hosts.mtime == 1_600_000_000 * 10**9
+    assert hosts.xattrs == {"user.note": b"\x00binary\xff"}
+    assert link.type == b"1" and link.linkname == "bin/busybox" and link.size == 0
+    assert seen["a"].type == b"5" and seen["a"].name == "a"
