@@ -1,4 +1,4 @@
-"""sampan.cli.format against what docker prints.
+"""sampan.cli.format (and the templates of sampan.cli.gotemplate) against what docker prints.
 
 The expected strings were taken from the docker CLI (28.2) running the same
 formats over `docker images` rows (docker/go-units' own examples for the
@@ -390,10 +390,29 @@ def test_many_rows_render_in_one_compiled_pass() -> None:
     assert lines[200].startswith("repo199      199       4c11173610f8   9 minutes ago   1.98MB")
 
 
-def test_module_imports_nothing_slow() -> None:
-    code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); import sampan.cli.format"
+def imported_by(module: str) -> set[str]:
+    """The modules a fresh interpreter imports for ``import module`` (-X importtime)."""
+    code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); import {module}"
     proc = subprocess.run([sys.executable, "-IS", "-X", "importtime", "-c", code],
                           capture_output=True, text=True, check=True)  # fmt: skip
-    names = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines() if "|" in line}
-    assert "sampan.cli.format" in names
+    return {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines() if "|" in line}
+
+
+def test_module_imports_nothing_slow() -> None:
+    names = imported_by("sampan.cli.format")
+    assert {"sampan.cli.format", "sampan.cli.gotemplate", "sampan.cli.gotemplate_funcs",
+            "sampan.cli.gotemplate_lex"} <= names  # fmt: skip
     assert not names & {"re", "json", "typing", "enum"}
+
+
+def test_gotemplate_stands_alone() -> None:
+    # the template engine knows nothing of docker's tables; format.py builds on it
+    names = imported_by("sampan.cli.gotemplate")
+    assert "sampan.cli.format" not in names
+    assert not names & {"re", "json", "typing", "enum"}
+
+
+def test_template_header_names_fields_without_a_header() -> None:
+    template = Template('{{.ID}}|{{.CreatedBy}}|{{upper .Tag}}|{{printf "%5s" .ID}}')
+    assert template.render_header({"ID": "IMAGE"}) == "IMAGE|CREATEDBY|TAG|IMAGE"
+    assert template.render_header({}, lambda field: f"<{field}>") == "<ID>|<CreatedBy>|<Tag>| <ID>"
