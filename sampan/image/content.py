@@ -94,7 +94,10 @@ class Ingest:
 
     def write(self, chunk: bytes) -> None:
         assert self._file is not None, "write after the blob was found complete"
-        self._file.write(chunk)
+        try:
+            self._file.write(chunk)
+        except OSError as exc:  # a full disk: say which blob (the partial data stays for resume)
+            raise OSError(exc.errno, f"blob {self.digest}: {exc.strerror or exc}") from None
         self._hash.update(chunk)
         self.offset += len(chunk)
         if self.size is not None and self.offset > self.size:
