@@ -174,6 +174,8 @@ def read_archive(stream: BinaryIO, content: ContentStore) -> Archive:
             where = f" at member {current!r}" if current else ""
             raise InvalidArgument(f"archive: truncated or corrupt{where}: {exc}") from None
         except (OSError, EOFError) as exc:  # a corrupt compressed stream
+            if isinstance(exc, OSError) and exc.errno is not None:  # the store's disk (ENOSPC)
+                raise OSError(exc.errno, f"archive member {current!r}: {exc.strerror}") from None
             where = f" at member {current!r}" if current else ""
             raise InvalidArgument(f"archive: cannot read{where}: {exc}") from None
         end = getattr(tar, "sampan_end", "")
