@@ -18,6 +18,7 @@ never a half-visible image.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import sqlite3
@@ -150,6 +151,7 @@ class ImageStore:
     def close(self) -> None:
         self._db.close()
         os.close(self._gc_fd)
+        self.snapshots.close()
 
     def __enter__(self) -> ImageStore:
         return self
@@ -177,14 +179,19 @@ class ImageStore:
             fcntl.flock(self._gc_fd, fcntl.LOCK_UN)
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, what: str = "") -> Iterator[sqlite3.Connection]:
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
+            self._db.execute("COMMIT")
+        except BaseException as exc:
+            if self._db.in_transaction:  # a failed COMMIT (a full disk) leaves it open
+                self._db.execute("ROLLBACK")
+            if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                where = f"{what}: " if what else ""
+                db = os.path.join(self.root, "images.db")
+                raise OSError(errno.ENOSPC, f"{where}{db}: {os.strerror(errno.ENOSPC)}") from None
             raise
-        self._db.execute("COMMIT")
 
     # -- blobs as records ------------------------------------------------------
 
@@ -264,7 +271,7 @@ class ImageStore:
         size = sum(self.snapshots.size(c) for c in chain)
         image_id = manifest.config.digest
         now = time.time()
-        with self._transaction() as db:
+        with self._transaction(f"image {short_id(image_id)}") as db:
             row = db.execute("SELECT manifest FROM images WHERE id=?", (image_id,)).fetchone()
             if row is None:
                 db.execute(
