@@ -13,6 +13,7 @@ image id.
 from __future__ import annotations
 
 import contextlib
+import errno
 import gzip
 import os
 import shutil
@@ -51,12 +52,23 @@ def _rfc3339(epoch: float) -> str:
 
 
 @contextlib.contextmanager
-def _scratch(store: ImageStore) -> Iterator[str]:
+def _scratch(store: ImageStore, what: str) -> Iterator[str]:
+    """A scratch dir in the store, removed at the end; a full disk is reported as WHAT's."""
     base = os.path.join(store.root, "tmp")
     os.makedirs(base, exist_ok=True)
     path = tempfile.mkdtemp(prefix="bootstrap-", dir=base)
     try:
         yield path
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # The file being written: a copy's target (filename2), not its source; an unnamed
+        # write is the layer tarball's, in PATH (errors with a context of their own keep it).
+        where = exc.filename2 or exc.filename
+        if where is None and exc.strerror == os.strerror(exc.errno):
+            where = path
+        detail = f"{where}: {exc.strerror}" if where else exc.strerror
+        raise OSError(exc.errno, f"bootstrap {what}: {detail}") from None
     finally:
         shutil.rmtree(path, ignore_errors=True)
 
@@ -146,7 +158,7 @@ def busybox(store: ImageStore, names: list[str], *, log: Log = None) -> ImageRec
     """``sampan image bootstrap busybox``: the installed busybox-static as an image."""
     if not os.path.exists(BUSYBOX):
         raise NotFound(f"{BUSYBOX} is missing: install Debian's busybox-static")
-    with _scratch(store) as scratch:
+    with _scratch(store, names[0] if names else "busybox") as scratch:
         rootfs = os.path.join(scratch, "rootfs")
         version = _busybox_rootfs(rootfs, BUSYBOX)
         created = os.stat(BUSYBOX).st_mtime
@@ -208,7 +220,7 @@ def debian(
     if not suite.isalnum():
         raise InvalidArgument(f"--suite {suite!r}: expected a Debian suite name like bookworm")
     mirror = mirror or host_mirror()
-    with _scratch(store) as scratch:
+    with _scratch(store, names[0] if names else "debian") as scratch:
         rootfs = os.path.join(scratch, "rootfs")
         if log:
             log(f"debootstrap --variant=minbase {suite} from {mirror}")
