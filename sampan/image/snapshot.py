@@ -50,18 +50,29 @@ import contextlib
 import errno
 import fcntl
 import os
-import shutil
 import stat
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import BinaryIO
 
 from sampan.errors import AlreadyExists, Conflict, InvalidArgument, NotFound, Unsupported
-from sampan.image.unpack import unpack_layer
 from sampan.linux import syscalls
 from sampan.linux.constants import MS_BIND
 from sampan.oci.digest import hex_of, parse_digest, sha256_of
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import BinaryIO
+
+# shutil, dataclasses, typing and the unpacker (hashlib, the tar code) are
+# imported where they are used: `sampan images` opens the snapshotter too,
+# and these cost it ~30 ms.
+
+
+def _rmtree(path: str, ignore_errors: bool = False, dir_fd: int | None = None) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=ignore_errors, dir_fd=dir_fd)
+
 
 DRIVERS = ("overlay", "vfs")
 INIT_DIRS = ("dev", "proc", "sys", "etc")
@@ -75,7 +86,6 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _MNT_DETACH = 2
 
 
-@dataclass(frozen=True, slots=True)
 class Mount:
     """How an active snapshot is mounted: ``mount -t TYPE -o OPTIONS SOURCE target``.
 
@@ -83,9 +93,25 @@ class Mount:
     takes; ``Snapshotter.mount`` knows how to mount it anyway.
     """
 
-    type: str  # "overlay" or "bind"
-    source: str
-    options: tuple[str, ...]
+    __slots__ = ("options", "source", "type")
+
+    def __init__(self, type: str, source: str, options: tuple[str, ...]) -> None:
+        self.type = type  # "overlay" or "bind"
+        self.source = source
+        self.options = tuple(options)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mount) and (self.type, self.source, self.options) == (
+            other.type,
+            other.source,
+            other.options,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.type, self.source, self.options))
+
+    def __repr__(self) -> str:
+        return f"Mount(type={self.type!r}, source={self.source!r}, options={self.options!r})"
 
 
 def open_snapshotter(
@@ -148,7 +174,7 @@ def overlay_supported(root: str) -> bool:
         syscalls.umount(f"{probe}/merged", _MNT_DETACH)
         return True
     finally:
-        shutil.rmtree(probe, ignore_errors=True)
+        _rmtree(probe, ignore_errors=True)
 
 
 class Snapshotter:
@@ -257,6 +283,8 @@ class Snapshotter:
         try:
             diff = os.path.join(tmp, "diff")
             self._new_layer_tree(diff, parent)
+            from sampan.image.unpack import unpack_layer
+
             diff_id, size = unpack_layer(blob, diff, mode=self._unpack_mode, label=label,
                                          allow_devices=self.allow_devices)  # fmt: skip
             if diff_id != expected_diff_id:
@@ -274,11 +302,11 @@ class Snapshotter:
                     self._publish_layer(tmp, hexid, parent)
                     return size
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            _rmtree(tmp, ignore_errors=True)
             raise
         finally:
             os.close(fd)
-        shutil.rmtree(tmp, ignore_errors=True)
+        _rmtree(tmp, ignore_errors=True)
         return size
 
     def remove(self, chain_id: str) -> None:
@@ -297,7 +325,7 @@ class Snapshotter:
             tmp, fd = self._retire(path, "rmlayer")
             self._unpublish_layer(tmp)
         try:
-            shutil.rmtree(tmp)
+            _rmtree(tmp)
         finally:
             os.close(fd)
 
@@ -326,7 +354,7 @@ class Snapshotter:
                         raise AlreadyExists(f"snapshot {key} already exists") from None
                     raise
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            _rmtree(tmp, ignore_errors=True)
             raise
         finally:
             os.close(fd)
@@ -360,7 +388,7 @@ class Snapshotter:
                 raise Conflict(f"snapshot {key}: still mounted on {where}")
             tmp, fd = self._retire(path, "rmactive")
         try:
-            shutil.rmtree(tmp)
+            _rmtree(tmp)
         finally:
             os.close(fd)
 
@@ -483,7 +511,7 @@ class Snapshotter:
                 except BlockingIOError:
                     continue  # its maker is alive
                 self._unpublish_layer(path)
-                shutil.rmtree(path, ignore_errors=True)
+                _rmtree(path, ignore_errors=True)
             finally:
                 os.close(fd)
 
@@ -708,7 +736,7 @@ def _make_init(fs: str) -> None:
                 name = path.split("/", 1)[1]
                 with contextlib.suppress(FileNotFoundError):
                     if stat.S_ISDIR(os.lstat(name, dir_fd=etc).st_mode):
-                        shutil.rmtree(name, dir_fd=etc)
+                        _rmtree(name, dir_fd=etc)
                     else:
                         os.unlink(name, dir_fd=etc)
                 os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW |
