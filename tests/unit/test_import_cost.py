@@ -46,3 +46,13 @@ def test_hot_path_imports_no_slow_modules() -> None:
     assert "sampan.runtime.lifecycle" in names  # the measurement works
     slow = sorted(FORBIDDEN.intersection(names))
     assert slow == [], f"the hot path imports {slow}; see docs/architecture.md, Speed"
+
+
+def test_listing_images_imports_no_slow_modules() -> None:
+    """``sampan images`` opens the store: no hashing, tar, shutil or registry code."""
+    names = imported_modules("sampan.cli.main", "sampan.cli.image", "sampan.image.store")
+    assert "sampan.image.snapshot" in names
+    never = FORBIDDEN | {"hashlib", "shutil", "tarfile", "zlib", "sampan.image.unpack",
+                         "sampan.image.layertar", "sampan.image.registry"}  # fmt: skip
+    slow = sorted(never.intersection(names))
+    assert slow == [], f"sampan images imports {slow}"
