@@ -60,6 +60,9 @@ test: lint typecheck unit integration parity
 
 bench: install
 	$(PY) bench/runtime_start.py
+	$(PY) bench/snapshot_prepare.py
+	$(PY) bench/images_list.py
+	$(PY) bench/pull.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
