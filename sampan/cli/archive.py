@@ -119,11 +119,11 @@ def cmd_import(ctx: Context, argv: list[str]) -> int:
 
     from sampan.image import archive
 
-    stream: contextlib.AbstractContextManager[BinaryIO] = (
-        contextlib.nullcontext(sys.stdin.buffer)
-        if source == "-"
-        else open(source, "rb")  # noqa: SIM115 -- entered just below
-    )
+    stream: contextlib.AbstractContextManager[BinaryIO]
+    if source == "-":
+        stream = contextlib.nullcontext(sys.stdin.buffer)
+    else:
+        stream = open(source, "rb")  # noqa: SIM115 -- entered just below
     with stream as tarball:
         image_id = archive.import_rootfs(
             ctx.store,
