@@ -1,22 +1,50 @@
 #!/usr/bin/env python3
 """Pull benchmark: one image from one loopback registry, sampan vs docker vs skopeo.
 
-    .venv/bin/python bench/pull.py [--runs N] [--image REF] [--no-docker] [--json FILE]
+    .venv/bin/python bench/pull.py [--runs N] [--image debian|synthetic|REF]
+                                   [--debian-root DIR] [--fs ext4|tmpfs|here]
+                                   [--no-docker] [--json FILE]
 
 A private registry (Debian's docker-registry) is started on a free port and
-seeded by skopeo with a synthetic image of --layers layers, ~--size MB in
-all (thousands of small files, half compressible text and half random, like
-a distribution's root filesystem) -- or --image names an image already in a
-registry.  Then, alternating which tool goes first each round:
+given the image to pull:
 
-    cold   sampan: a fresh store             docker: after `docker rmi`
-           skopeo: `skopeo copy` to a fresh OCI layout
+    debian     (the default) the debian:bookworm image of the sampan store
+               under --debian-root (a ``sampan --root``; default /tmp/deb-try),
+               pushed blob for blob; if that store has none, one is bootstrapped
+               (``sampan image bootstrap debian``, ~2 min) into a cache under
+               /var/tmp and reused by later runs.  One gzip layer, ~49 MB
+               (~117 MB unpacked): a real distribution's root filesystem.
+    synthetic  --layers layers, ~--size MB in all, seeded by skopeo (thousands
+               of small files, half compressible text and half random)
+    REF        an image already in a registry (no private registry started)
+
+Then, alternating which tool goes first each round:
+
+    cold   sampan: `sampan pull -q` (the installed launcher; or pull() in a
+                   script without one) into a fresh store
+           docker: `docker pull -q` after `docker rmi` + `image prune`
+           skopeo: `skopeo copy` to a fresh OCI layout (download only, no unpack)
     warm   the same again with everything present (the manifest is checked,
            nothing is downloaded or unpacked)
 
-Docker is the private engine of ../shared/peers/dockerd.sh (a loopback
-registry is insecure to it by default).  Reports medians and the ratios
-sampan/docker and sampan/skopeo (goal: sampan <= docker).  Needs root.
+The stores (sampan's, docker's data-root, skopeo's layout) live on one
+filesystem made for the run, --fs:
+
+    ext4   (the default) a fresh journaled ext4 on a loop device, as on any
+           real host.  Not the work directory's own filesystem: this VM's /
+           is ext4 *without* a journal, where ext4 skips inodes freed in the
+           last minute when it allocates one (``recently_deleted``), so each
+           cold round, which deletes the last round's ~6,000 files, makes the
+           next one's file creation slower -- sampan's cold pull went from 1.4
+           to 9.0 s and docker's from 6.0 to 10.8 s within five rounds.
+    tmpfs  memory only: what the tools cost in CPU, without a disk
+    here   the work directory under /var/tmp, whatever it is
+
+Between runs everything is synced (untimed), so no run pays for the
+write-back of the previous one.  Docker is the private engine of
+../shared/peers/dockerd.sh (a loopback registry is insecure to it by
+default).  Reports medians (and the range) and the ratios sampan/docker and
+sampan/skopeo (goal: sampan <= docker).  Needs root.
 """
 
 from __future__ import annotations
@@ -39,6 +67,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 PEERS = os.path.join(os.path.dirname(ROOT), "shared", "peers")
+DEBIAN_ROOT = "/tmp/deb-try"
+DEBIAN_CACHE = "/var/tmp/sampan-bench-debian"  # a bootstrapped image kept between runs
+DEBIAN_TAG = "debian:bookworm"
 SAMPAN_PULL = (
     "import sys; sys.path.insert(0, sys.argv[1])\n"
     "from sampan.image.store import ImageStore\n"
@@ -146,7 +177,80 @@ def seed_image(work: str, host: str, layers: int, size_mb: int) -> str:
     return ref
 
 
+def _has_debian(root: str) -> bool:
+    """Whether the sampan store under ROOT (a --root) holds debian:bookworm."""
+    if not os.path.exists(os.path.join(root, "image", "images.db")):
+        return False
+    from sampan.errors import SampanError
+    from sampan.image.store import ImageStore
+
+    with ImageStore(os.path.join(root, "image")) as store:
+        try:
+            store.resolve(DEBIAN_TAG)
+        except SampanError:
+            return False
+    return True
+
+
+def debian_root(root: str) -> str:
+    """A sampan --root holding debian:bookworm: ROOT, or the cache (bootstrapped if need be)."""
+    if _has_debian(root):
+        return root
+    if not _has_debian(DEBIAN_CACHE):
+        print(f"{root} has no {DEBIAN_TAG}: bootstrapping one into {DEBIAN_CACHE} (~2 min)")
+        sampan = os.path.join(ROOT, ".venv", "bin", "sampan")
+        if not os.path.exists(sampan):
+            sampan = shutil.which("sampan") or "sampan"
+        subprocess.run(
+            [sampan, "--root", DEBIAN_CACHE, "image", "bootstrap", "debian"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    return DEBIAN_CACHE
+
+
+def push_debian(root: str, host: str) -> tuple[str, int, int]:
+    """Upload ROOT's debian:bookworm to HOST as bench/debian:bookworm, blob for blob (the
+    store is only read); returns the reference, the bytes of its layers and their count."""
+    from sampan.image.registry.client import RegistryClient
+    from sampan.image.store import ImageStore
+    from sampan.oci.image import Manifest, parse_manifest
+
+    repo = "bench/debian"
+    with ImageStore(os.path.join(root, "image")) as store:
+        record = store.resolve(DEBIAN_TAG)
+        data = store.content.read(record.manifest)
+        manifest = parse_manifest(data, DEBIAN_TAG, record.manifest_type)
+        assert isinstance(manifest, Manifest)
+        client = RegistryClient(host)
+        try:
+            for desc in (*manifest.layers, manifest.config):
+                with store.content.open(desc.digest) as f:
+                    client.upload_blob(repo, desc.digest, f, desc.size)
+            client.put_manifest(repo, "bookworm", data, manifest.media_type)
+        finally:
+            client.close()
+    size = sum(layer.size for layer in manifest.layers)
+    return f"{host}/{repo}:bookworm", size, len(manifest.layers)
+
+
+def make_fs(work: str, kind: str) -> str:
+    """The directory the tools' stores go in: a new filesystem of KIND mounted under WORK."""
+    target = f"{work}/fs"
+    os.makedirs(target)
+    if kind == "tmpfs":
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4g", "tmpfs", target], check=True)
+    elif kind == "ext4":
+        image = f"{work}/fs.img"
+        with open(image, "wb") as f:
+            f.truncate(8 << 30)  # sparse: takes what the stores hold
+        subprocess.run(["mkfs.ext4", "-q", "-F", image], check=True)
+        subprocess.run(["mount", "-o", "loop", image, target], check=True)
+    return target
+
+
 def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
+    os.sync()  # the last run's write-back is not this run's cost
     start = time.perf_counter()
     proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     elapsed = time.perf_counter() - start
@@ -165,17 +269,19 @@ class Tools:
             self.python = sys.executable
 
     def sampan(self, cold: bool) -> float:
-        root = f"{self.work}/sampan-store"
+        root = f"{self.work}/sampan-root"
         if cold:
             _remove_store(root)
-        return timed([self.python, "-IS", "-c", SAMPAN_PULL, ROOT, root, self.ref])
+        launcher = os.path.join(ROOT, ".venv", "bin", "sampan")
+        if os.path.exists(launcher):  # what a user runs, as `docker pull -q`
+            return timed([launcher, "--root", root, "pull", "-q", self.ref])
+        return timed([self.python, "-IS", "-c", SAMPAN_PULL, ROOT, f"{root}/image", self.ref])
 
     def docker(self, cold: bool) -> float:
         assert self.docker_env is not None
         if cold:
-            subprocess.run(
-                ["docker", "rmi", "-f", self.ref], env=self.docker_env, capture_output=True
-            )
+            for cmd in (["rmi", "-f", self.ref], ["image", "prune", "-f"]):
+                subprocess.run(["docker", *cmd], env=self.docker_env, capture_output=True)
         return timed(["docker", "pull", "-q", self.ref], env=self.docker_env)
 
     def skopeo(self, cold: bool) -> float:
@@ -230,23 +336,47 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--layers", type=int, default=5)
     parser.add_argument("--size", type=int, default=60, help="MB of layer content in all")
-    parser.add_argument("--image", help="an image in a registry instead of a synthetic one")
+    parser.add_argument(
+        "--image",
+        default="debian",
+        help="debian (default), synthetic, or an image already in a registry",
+    )
+    parser.add_argument(
+        "--debian-root",
+        default=DEBIAN_ROOT,
+        help=f"sampan --root holding {DEBIAN_TAG} (default {DEBIAN_ROOT})",
+    )
+    parser.add_argument(
+        "--fs",
+        choices=("ext4", "tmpfs", "here"),
+        default="ext4",
+        help="where the stores live: a fresh journaled ext4 on a loop device (default), "
+        "a tmpfs, or the work directory's own filesystem",
+    )
     parser.add_argument("--no-docker", action="store_true")
     parser.add_argument("--json", help="also write the figures to this file")
     opts = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("bench/pull.py needs root (unpacking layers, dockerd)")
+    sys.path.insert(0, ROOT)  # the debian image is read and pushed with sampan's own code
 
     work = tempfile.mkdtemp(prefix="sampan-bench-pull-", dir="/var/tmp")
     registry = None
-    docker_dir = f"{work}/docker"
+    docker_dir = ""
     docker_env = None
     try:
-        if opts.image:
+        stores = make_fs(work, opts.fs)
+        docker_dir = f"{stores}/docker"
+        about = ""
+        if opts.image not in ("debian", "synthetic"):
             ref = opts.image
         else:
             registry, host = start_registry(work)
-            ref = seed_image(work, host, opts.layers, opts.size)
+            if opts.image == "debian":
+                ref, size, layers = push_debian(debian_root(opts.debian_root), host)
+                about = f" ({layers} layer{'s' * (layers != 1)}, {size / 1e6:.1f} MB compressed)"
+            else:
+                ref = seed_image(work, host, opts.layers, opts.size)
         if not opts.no_docker:
             env = dict(os.environ, PEER_DIR=docker_dir)
             out = subprocess.run(
@@ -258,7 +388,7 @@ def main() -> int:
             ).stdout
             sock = out.strip().split("DOCKER_HOST=", 1)[1]
             docker_env = dict(os.environ, DOCKER_HOST=sock)
-        tools = Tools(work, ref, docker_env)
+        tools = Tools(stores, ref, docker_env)
         names = ["sampan", "skopeo"] + ([] if opts.no_docker else ["docker"])
         times: dict[str, list[float]] = {f"{n} {k}": [] for n in names for k in ("cold", "warm")}
         for name in names:  # warm-up: caches, .pyc files, the registry's own caches
@@ -269,9 +399,10 @@ def main() -> int:
                 times[f"{name} cold"].append(getattr(tools, name)(True))
                 times[f"{name} warm"].append(getattr(tools, name)(False))
         medians = {k: statistics.median(v) for k, v in times.items()}
-        print(f"image {ref}, {opts.runs} rounds, alternating")
+        print(f"image {ref}{about}, {opts.runs} rounds, alternating, stores on {opts.fs}")
         for key, value in medians.items():
-            print(f"  {key:<12} median {value * 1000:8.1f} ms")
+            low, high = min(times[key]) * 1000, max(times[key]) * 1000
+            print(f"  {key:<12} median {value * 1000:8.1f} ms   ({low:.1f} .. {high:.1f})")
         ratios = {}
         for peer in ("docker", "skopeo"):
             for kind in ("cold", "warm"):
@@ -284,6 +415,7 @@ def main() -> int:
                 json.dump(
                     {
                         "image": ref,
+                        "fs": opts.fs,
                         "runs": opts.runs,
                         "medians_s": medians,
                         "ratios": ratios,
