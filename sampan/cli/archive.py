@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -22,6 +23,13 @@ def _platform(text: str | None) -> Platform | None:
     from sampan.oci.image import parse_platform
 
     return parse_platform(text)
+
+
+def _open_input(source: str) -> contextlib.AbstractContextManager[BinaryIO]:
+    """The file named, or stdin for ``-``."""
+    if source == "-":
+        return contextlib.nullcontext(sys.stdin.buffer)
+    return open(source, "rb")
 
 
 def cmd_save(ctx: Context, argv: list[str]) -> int:
@@ -115,16 +123,9 @@ def cmd_import(ctx: Context, argv: list[str]) -> int:
     source, ref = args[0], (args[1] if len(args) == 2 else None)
     if "://" in source:
         raise Unsupported(f"import from a URL ({source}): download it, then import the file")
-    import contextlib
-
     from sampan.image import archive
 
-    stream: contextlib.AbstractContextManager[BinaryIO]
-    if source == "-":
-        stream = contextlib.nullcontext(sys.stdin.buffer)
-    else:
-        stream = open(source, "rb")  # noqa: SIM115 -- entered just below
-    with stream as tarball:
+    with _open_input(source) as tarball:
         image_id = archive.import_rootfs(
             ctx.store,
             tarball,
