@@ -83,7 +83,6 @@ _SHORT_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
 _SHORT_LENGTH = 12
 _KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 _ROOT_FORBIDDEN = frozenset(":,\\\n\t ")  # would need escaping in overlay options
-_DIR_FLAGS = DIR_FLAGS
 _MNT_DETACH = 2
 
 
@@ -480,13 +479,13 @@ class Snapshotter:
         with self._locked():  # recovery, which runs locked, never sees it unlocked
             path = os.path.join(self.root, f"{_TMP}{kind}-{_random_id()}")
             os.mkdir(path, 0o700)
-            fd = os.open(path, _DIR_FLAGS)
+            fd = os.open(path, DIR_FLAGS)
             fcntl.flock(fd, fcntl.LOCK_EX)
         return path, fd
 
     def _retire(self, path: str, kind: str) -> tuple[str, int]:
         """Rename PATH (under the lock) to a flock'ed ``.tmp-`` dir, to be removed."""
-        fd = os.open(path, _DIR_FLAGS)
+        fd = os.open(path, DIR_FLAGS)
         fcntl.flock(fd, fcntl.LOCK_EX)
         tmp = os.path.join(self.root, f"{_TMP}{kind}-{_random_id()}")
         try:
@@ -503,7 +502,7 @@ class Snapshotter:
                 continue
             path = os.path.join(self.root, name)
             try:
-                fd = os.open(path, _DIR_FLAGS)
+                fd = os.open(path, DIR_FLAGS)
             except OSError:
                 continue
             try:
@@ -720,7 +719,7 @@ def _unescape(text: str) -> str:
 def _make_init(fs: str) -> None:
     """The init layer's entries in the tree FS: its dirs (replacing non-dirs) and
     empty files (replacing whatever was there)."""
-    fd = os.open(fs, _DIR_FLAGS)
+    fd = os.open(fs, DIR_FLAGS)
     try:
         for name in INIT_DIRS:
             try:
@@ -731,7 +730,7 @@ def _make_init(fs: str) -> None:
                     os.unlink(name, dir_fd=fd)
                     os.mkdir(name, 0o755, dir_fd=fd)
                     os.chmod(name, 0o755, dir_fd=fd)
-        etc = os.open("etc", _DIR_FLAGS, dir_fd=fd)
+        etc = os.open("etc", DIR_FLAGS, dir_fd=fd)
         try:
             for path in INIT_FILES:
                 name = path.split("/", 1)[1]
