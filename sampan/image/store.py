@@ -81,6 +81,17 @@ CREATE TABLE IF NOT EXISTS users (
 """
 
 
+def layer_chain(manifest: Manifest, config: ImageConfig, label: str) -> list[str]:
+    """The chain ids of an image's layers, once its manifest and config agree on them."""
+    diff_ids = config.diff_ids
+    if len(diff_ids) != len(manifest.layers):
+        raise InvalidArgument(
+            f"{label}: the manifest has {len(manifest.layers)} layers "
+            f"but the config lists {len(diff_ids)} diff ids"
+        )
+    return chain_ids(diff_ids)
+
+
 class ImageRecord:
     """One image as the store knows it (a row of ``images`` with its names and layers)."""
 
@@ -216,13 +227,8 @@ class ImageStore:
         on_layer: Callable[[int, str], None] | None = None,
     ) -> list[str]:
         """Unpack every layer not yet unpacked, bottom first; returns the chain ids."""
+        chain = layer_chain(manifest, config, label)
         diff_ids = config.diff_ids
-        if len(diff_ids) != len(manifest.layers):
-            raise InvalidArgument(
-                f"{label}: the manifest has {len(manifest.layers)} layers "
-                f"but the config lists {len(diff_ids)} diff ids"
-            )
-        chain = chain_ids(diff_ids)
         for i, layer in enumerate(manifest.layers):
             self.unpack_layer(i, layer.digest, chain, diff_ids, label)
             if on_layer is not None:

@@ -26,7 +26,8 @@ from collections.abc import Iterable
 from sampan.errors import InvalidArgument, SampanError
 from sampan.image.registry.client import RegistryClient
 from sampan.image.registry.progress import Progress
-from sampan.oci.digest import chain_ids, short_id
+from sampan.image.store import layer_chain
+from sampan.oci.digest import short_id
 from sampan.oci.image import (
     Descriptor,
     Index,
@@ -120,12 +121,7 @@ def _pull(
         config_bytes = client.fetch_blob(repo, config_digest)
     config = parse_config(config_bytes, f"{label} config {short_id(config_digest)}")
     diff_ids = config.diff_ids
-    if len(diff_ids) != len(manifest.layers):
-        raise InvalidArgument(
-            f"{label}: the manifest has {len(manifest.layers)} layers "
-            f"but the config lists {len(diff_ids)} diff ids"
-        )
-    chain = chain_ids(diff_ids)
+    chain = layer_chain(manifest, config, label)
 
     downloaded = _fetch_and_unpack(
         store, client, repo, manifest.layers, chain, diff_ids, label, progress, concurrency
