@@ -22,10 +22,11 @@ import errno
 import fcntl
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 
-from sampan.errors import Conflict, InvalidArgument, NotFound
+from sampan.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from sampan.image.content import ContentStore
 from sampan.image.snapshot import open_snapshotter
 from sampan.oci.digest import chain_ids, is_digest, short_id
@@ -150,18 +151,51 @@ class ImageStore:
         os.makedirs(root, mode=0o700, exist_ok=True)
         self.content = ContentStore(os.path.join(root, "content"))
         self.snapshots: Snapshotter = open_snapshotter(os.path.join(root, "snapshots"), driver)
-        self._db = sqlite3.connect(
-            os.path.join(root, "images.db"), timeout=30, isolation_level=None
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db_path = os.path.join(root, "images.db")
+        self._lock_path = os.path.join(root, "gc.lock")
+        # A daemon shares one store between threads: each thread gets its own
+        # connection (a transaction belongs to one) and its own gc.lock open
+        # file (flock is per open file: two threads must not share one).
+        self._local = threading.local()
+        self._opened: list[sqlite3.Connection | int] = []
+        self._opened_lock = threading.Lock()
         self._db.executescript(_SCHEMA)
-        self._gc_fd = os.open(os.path.join(root, "gc.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(
+                self._db_path, timeout=30, isolation_level=None, check_same_thread=False
+            )
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            self._local.db = db
+            with self._opened_lock:
+                self._opened.append(db)
+        return db
+
+    @property
+    def _gc_fd(self) -> int:
+        fd: int | None = getattr(self._local, "gc_fd", None)
+        if fd is None:
+            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._local.gc_fd = fd
+            self._local.depth = 0
+            with self._opened_lock:
+                self._opened.append(fd)
+        return fd
 
     def close(self) -> None:
-        self._db.close()
-        os.close(self._gc_fd)
+        with self._opened_lock:
+            for item in self._opened:
+                if isinstance(item, int):
+                    os.close(item)
+                else:
+                    item.close()
+            self._opened.clear()
+        self._local = threading.local()
         self.snapshots.close()
 
     def __enter__(self) -> ImageStore:
@@ -174,34 +208,55 @@ class ImageStore:
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[None]:
-        """Held (shared) while blobs and layers are added that no image names yet."""
-        fcntl.flock(self._gc_fd, fcntl.LOCK_SH)
+        """Held (shared) while blobs and layers are added that no image names yet.
+
+        Re-entrant within a thread (a pull holds it and commit_image takes it
+        again): only the outermost level locks and unlocks.
+        """
+        fd = self._gc_fd
+        local = self._local
+        if local.depth == 0:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        local.depth += 1
         try:
             yield
         finally:
-            fcntl.flock(self._gc_fd, fcntl.LOCK_UN)
+            local.depth -= 1
+            if local.depth == 0:
+                fcntl.flock(fd, fcntl.LOCK_UN)
 
     @contextlib.contextmanager
     def _collecting(self) -> Iterator[None]:
-        fcntl.flock(self._gc_fd, fcntl.LOCK_EX)
+        """Exclusive: no writer adds anything while collection decides what is unused."""
+        fd = self._gc_fd
+        local = self._local
+        if local.depth:
+            raise RuntimeError("image store: collecting inside a write")
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        local.depth = 1  # a writing() inside (commit_image) must not downgrade the lock
         try:
             yield
         finally:
-            fcntl.flock(self._gc_fd, fcntl.LOCK_UN)
+            local.depth = 0
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
     @contextlib.contextmanager
     def _transaction(self, what: str = "") -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
         try:
-            yield self._db
-            self._db.execute("COMMIT")
+            yield db
+            db.execute("COMMIT")
         except BaseException as exc:
-            if self._db.in_transaction:  # a failed COMMIT (a full disk) leaves it open
-                self._db.execute("ROLLBACK")
+            if db.in_transaction:  # a failed COMMIT (a full disk) leaves it open
+                db.execute("ROLLBACK")
             if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
                 where = f"{what}: " if what else ""
-                db = os.path.join(self.root, "images.db")
-                raise OSError(errno.ENOSPC, f"{where}{db}: {os.strerror(errno.ENOSPC)}") from None
+                path = self._db_path
+                raise OSError(errno.ENOSPC, f"{where}{path}: {os.strerror(errno.ENOSPC)}") from None
+            if isinstance(exc, sqlite3.IntegrityError):
+                # Another process changed what this one decided on (a race with rmi/prune).
+                raise Conflict(f"{what or 'image store'}: {exc}; try again") from None
             raise
 
     # -- blobs as records ------------------------------------------------------
@@ -265,6 +320,17 @@ class ImageStore:
         they are not yet.  Tags move from whatever image held them (which then
         may be left dangling, as docker does).
         """
+        with self.writing():
+            image_id = self._commit(manifest_digest, names, repo_digest, index_digest)
+        return self.get(image_id)
+
+    def _commit(
+        self,
+        manifest_digest: str,
+        names: list[Reference],
+        repo_digest: Reference | None,
+        index_digest: str | None,
+    ) -> str:
         label = f"manifest {short_id(manifest_digest)}"
         manifest = self.manifest_of(manifest_digest, label)
         if not isinstance(manifest, Manifest):
@@ -308,7 +374,7 @@ class ImageStore:
                     "INSERT OR REPLACE INTO repo_digests VALUES (?,?,?)",
                     (repo_digest.name, repo_digest.digest, image_id),
                 )
-        return self.get(image_id)
+        return image_id
 
     # -- lookups ---------------------------------------------------------------
 
@@ -344,39 +410,46 @@ class ImageStore:
         return found[0]
 
     def resolve(self, name: str) -> ImageRecord:
-        """An image by reference (``busybox``, ``repo@sha256:...``), id or id prefix."""
+        """An image by reference (``busybox``, ``repo@sha256:...``), id or id prefix.
+
+        As docker: a full id is an id; otherwise the name is looked up as a
+        reference first, and only then as an id prefix (a tag may look hex).
+        """
         if not name:
             raise InvalidArgument("image name: empty")
-        candidate = name.removeprefix("sha256:")
-        if is_digest(name) or (
-            len(candidate) >= 4 and all(c in "0123456789abcdef" for c in candidate)
-        ):
+        hexpart = name.removeprefix("sha256:")
+        is_hex = all(c in "0123456789abcdef" for c in hexpart)
+        if is_digest(name) or (len(hexpart) == 64 and is_hex):
+            return self.get(f"sha256:{hexpart}")
+        image = None
+        with contextlib.suppress(InvalidArgument):
+            image = self._by_reference(parse_reference(name))
+        if image is None and is_hex and len(hexpart) >= 4 and hexpart == name:
             rows = self._db.execute(
-                "SELECT id FROM images WHERE id LIKE ?", (f"sha256:{candidate}%",)
+                "SELECT id FROM images WHERE id LIKE ?", (f"sha256:{hexpart}%",)
             ).fetchall()
-            if len(rows) == 1:
-                return self.get(rows[0][0])
             if len(rows) > 1:
                 raise Conflict(f"image id prefix {name!r} is ambiguous")
-        try:
-            ref = parse_reference(name)
-        except InvalidArgument:
-            raise NotFound(f"no such image: {name}") from None
-        if ref.digest is not None:
-            row = self._db.execute(
+            image = rows[0][0] if rows else None
+        if image is None:
+            raise NotFound(f"no such image: {name}")
+        return self.get(image)
+
+    def _by_reference(self, ref: Reference) -> str | None:
+        db = self._db
+        if ref.digest is None:
+            row = db.execute("SELECT image FROM tags WHERE name=?", (str(ref),)).fetchone()
+        else:
+            row = db.execute(
                 "SELECT image FROM repo_digests WHERE name=? AND digest=?", (ref.name, ref.digest)
             ).fetchone()
             if row is None:
-                row = self._db.execute(
+                row = db.execute(
                     "SELECT id FROM images WHERE manifest=? AND id IN "
                     "(SELECT image FROM tags WHERE name LIKE ?)",
                     (ref.digest, ref.name + ":%"),
                 ).fetchone()
-        else:
-            row = self._db.execute("SELECT image FROM tags WHERE name=?", (str(ref),)).fetchone()
-        if row is None:
-            raise NotFound(f"no such image: {name}")
-        return self.get(row[0])
+        return None if row is None else str(row[0])
 
     # -- names -----------------------------------------------------------------
 
@@ -395,14 +468,17 @@ class ImageStore:
 
     def prepare(self, key: str, image: str) -> object:
         """A writable snapshot for a container over ``image``; recorded as a user."""
-        record = self.resolve(image)
-        with self._transaction() as db:
-            db.execute("INSERT INTO users VALUES (?,?)", (key, record.id))
-        try:
-            return self.snapshots.prepare(key, record.top_layer)
-        except BaseException:
-            self._db.execute("DELETE FROM users WHERE key=?", (key,))
-            raise
+        with self.writing():  # no collection between the lookup and the record
+            record = self.resolve(image)
+            with self._transaction(f"snapshot {key}") as db:
+                if db.execute("SELECT 1 FROM users WHERE key=?", (key,)).fetchone():
+                    raise AlreadyExists(f"snapshot {key} already exists")
+                db.execute("INSERT INTO users VALUES (?,?)", (key, record.id))
+            try:
+                return self.snapshots.prepare(key, record.top_layer)
+            except BaseException:
+                self._db.execute("DELETE FROM users WHERE key=?", (key,))
+                raise
 
     def release(self, key: str) -> None:
         """Remove a container's snapshot and its use of the image."""
@@ -416,8 +492,23 @@ class ImageStore:
     # -- removal ---------------------------------------------------------------
 
     def remove(self, name: str, *, force: bool = False) -> Removal:
-        """``docker rmi NAME``: untag, and delete the image once nothing names it."""
-        record = self.resolve(name)
+        """``docker rmi NAME``: untag, and delete the image once nothing names it.
+
+        Decided and done under the collection lock in one transaction, so a
+        tag or a container added meanwhile by another process is seen.
+        """
+        result = Removal()
+        with self._collecting():
+            with self._transaction(f"rmi {name}") as db:
+                record = self.resolve(name)
+                self._remove(db, name, record, force, result)
+            if result.deleted:
+                result.reclaimed = self._collect()
+        return result
+
+    def _remove(
+        self, db: sqlite3.Connection, name: str, record: ImageRecord, force: bool, result: Removal
+    ) -> None:
         by_ref = ""
         with contextlib.suppress(InvalidArgument):
             ref = parse_reference(name)
@@ -425,22 +516,21 @@ class ImageStore:
                 by_ref = str(ref)
             elif ref.digest is not None and f"{ref.name}@{ref.digest}" in record.repo_digests:
                 by_ref = f"{ref.name}@{ref.digest}"
-        users = self.users(record.id)
-        result = Removal()
         if by_ref in record.tags and len(record.tags) > 1:
-            self._db.execute("DELETE FROM tags WHERE name=?", (by_ref,))
+            db.execute("DELETE FROM tags WHERE name=?", (by_ref,))
             result.untagged.append(by_ref)
-            return result
+            return
         if by_ref in record.repo_digests and len(record.tags) + len(record.repo_digests) > 1:
-            name_, _, digest = by_ref.partition("@")
-            self._db.execute("DELETE FROM repo_digests WHERE name=? AND digest=?", (name_, digest))
+            repo, _, digest = by_ref.partition("@")
+            db.execute("DELETE FROM repo_digests WHERE name=? AND digest=?", (repo, digest))
             result.untagged.append(by_ref)
-            return result
+            return
         if not by_ref and len(record.tags) > 1 and not force:
             raise Conflict(
                 f"unable to delete {record.short_id} (must be forced) - image is referenced "
                 "in multiple repositories"
             )
+        users = self.users(record.id)
         if users:
             if not force:
                 raise Conflict(
@@ -448,30 +538,25 @@ class ImageStore:
                     f"container {users[0][:12]}"
                 )
             # Forced: the names go, the image stays (dangling) for its containers.
-            with self._transaction() as db:
-                db.execute("DELETE FROM tags WHERE image=?", (record.id,))
-                db.execute("DELETE FROM repo_digests WHERE image=?", (record.id,))
+            db.execute("DELETE FROM tags WHERE image=?", (record.id,))
+            db.execute("DELETE FROM repo_digests WHERE image=?", (record.id,))
             result.untagged += record.tags + record.repo_digests
-            return result
-        with self._collecting():
-            with self._transaction() as db:
-                db.execute("DELETE FROM images WHERE id=?", (record.id,))
-            result.untagged += record.tags + record.repo_digests
-            result.deleted.append(record.id)
-            result.reclaimed = self._collect()
-        return result
+            return
+        db.execute("DELETE FROM images WHERE id=?", (record.id,))
+        result.untagged += record.tags + record.repo_digests
+        result.deleted.append(record.id)
 
     def prune(self, *, all_unused: bool = False) -> Removal:
         """Remove dangling images (``-a``: every image no container uses)."""
         result = Removal()
         with self._collecting():
-            for record in self.list():
-                if self.users(record.id) or (record.tags and not all_unused):
-                    continue
-                with self._transaction() as db:
+            with self._transaction("image prune") as db:
+                for record in self.list():
+                    if self.users(record.id) or (record.tags and not all_unused):
+                        continue
                     db.execute("DELETE FROM images WHERE id=?", (record.id,))
-                result.untagged += record.tags + record.repo_digests
-                result.deleted.append(record.id)
+                    result.untagged += record.tags + record.repo_digests
+                    result.deleted.append(record.id)
             result.reclaimed = self._collect()
         return result
 
@@ -483,36 +568,43 @@ class ImageStore:
         """Delete layers and blobs no image or container refers to; returns bytes freed."""
         wanted_chain: set[str] = set()
         wanted_blobs: set[str] = set()
-        for image, manifest, index in self._db.execute(
-            "SELECT id, manifest, index_digest FROM images"
-        ):
+        db = self._db
+        for image, manifest, index in db.execute("SELECT id, manifest, index_digest FROM images"):
             wanted_blobs.update((image, manifest))
             if index:
                 wanted_blobs.add(index)
-        for chain_id, blob in self._db.execute("SELECT chain_id, blob FROM layers"):
+        for chain_id, blob in db.execute("SELECT chain_id, blob FROM layers"):
             wanted_chain.add(chain_id)
             wanted_blobs.add(blob)
-        freed = 0
-        for parent in self.snapshots.active().values():
-            if parent:
+        snapshots = self.snapshots
+        parents: dict[str, str | None] = {c: snapshots.parent(c) for c in snapshots.list()}
+        for parent in snapshots.active().values():
+            while parent and parent not in wanted_chain:  # a container's layers, and theirs
                 wanted_chain.add(parent)
-        # A layer's parents are wanted when it is; the image rows list each prefix.
-        for chain_id in sorted(self.snapshots.list(), key=self._depth, reverse=True):
-            if chain_id not in wanted_chain:
-                freed += self.snapshots.size(chain_id)
-                self.snapshots.remove(chain_id)
+                parent = parents.get(parent)
+
+        def depth(chain_id: str) -> int:
+            n, parent = 0, parents.get(chain_id)
+            while parent:
+                n, parent = n + 1, parents.get(parent)
+            return n
+
+        freed = 0
+        for chain_id in sorted(parents, key=depth, reverse=True):  # a layer before its parent
+            if chain_id in wanted_chain:
+                continue
+            size = snapshots.size(chain_id)
+            try:
+                snapshots.remove(chain_id)
+            except Conflict:
+                continue  # something still stands on it: the next collection tries again
+            freed += size
         for digest, size in list(self.content.list()):
             if digest not in wanted_blobs:
                 self.content.delete(digest)
                 freed += size
         freed += self.content.clean_ingests()
         return freed
-
-    def _depth(self, chain_id: str) -> int:
-        row = self._db.execute(
-            "SELECT MAX(position) FROM layers WHERE chain_id=?", (chain_id,)
-        ).fetchone()
-        return row[0] if row and row[0] is not None else 1 << 30  # orphans: deepest first
 
     # -- usage -----------------------------------------------------------------
 

@@ -134,3 +134,68 @@ def test_bad_names(store: ImageStore) -> None:
         store.tag("busybox", "busybox@sha256:" + "a" * 64)
     with pytest.raises(InvalidArgument):
         store.resolve("")
+
+
+def _layered(store: ImageStore, name: str, count: int) -> str:
+    """An image of COUNT small uncompressed layers, put together by hand."""
+    import io
+    import tarfile
+
+    from sampan import _json
+    from sampan.oci.digest import sha256_of
+    from sampan.oci.reference import parse_reference
+
+    layers, diff_ids = [], []
+    for i in range(count):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            data = f"{name} layer {i}\n".encode()
+            info = tarfile.TarInfo(f"layer{i}.txt")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        blob = buf.getvalue()
+        layers.append(oi.Descriptor(oi.DOCKER_LAYER, store.content.put(blob), len(blob)))
+        diff_ids.append(sha256_of(blob))
+    config = {"os": "linux", "architecture": "amd64", "config": {"Cmd": ["sh"]},
+              "rootfs": {"type": "layers", "diff_ids": diff_ids}}  # fmt: skip
+    data = _json.dumps(config).encode()
+    manifest = oi.Manifest(
+        oi.DOCKER_MANIFEST,
+        oi.Descriptor(oi.DOCKER_CONFIG, store.content.put(data), len(data)),
+        tuple(layers),
+    )
+    digest = store.content.put(manifest.to_bytes())
+    return store.commit_image(digest, names=[parse_reference(name)]).id
+
+
+def test_many_layer_images_are_removed_whatever_their_chain_ids(store: ImageStore) -> None:
+    # Layers must go top first: removal used to try them in chain-id order.
+    for n in range(3):
+        _layered(store, f"stack{n}:1", 4)
+    assert len(store.snapshots.list()) == 12
+    for n in range(3):
+        assert store.remove(f"stack{n}:1").deleted
+    assert store.snapshots.list() == []
+    assert list(store.content.list()) == []
+
+
+def test_a_tag_that_looks_like_an_id_prefix_names_its_own_image(store: ImageStore) -> None:
+    first = _layered(store, "one:1", 1)
+    second = _layered(store, "two:1", 1)
+    prefix = first.removeprefix("sha256:")[:6]
+    assert store.resolve(prefix).id == first  # an id prefix, while no tag has that name
+    store.tag("two:1", prefix)
+    assert store.resolve(prefix).id == second  # the reference wins, as in docker
+    removal = store.remove(prefix)
+    assert removal.untagged == [f"docker.io/library/{prefix}:latest"] and not removal.deleted
+    assert store.resolve("one:1").id == first
+
+
+def test_a_snapshot_key_is_used_once(store: ImageStore) -> None:
+    from sampan.errors import AlreadyExists
+
+    _layered(store, "one:1", 2)
+    store.prepare("c1", "one:1")
+    with pytest.raises(AlreadyExists, match="snapshot c1 already exists"):
+        store.prepare("c1", "one:1")
+    assert store.users(store.resolve("one:1").id) == ["c1"]
