@@ -56,7 +56,8 @@ def push(
     if client is None:
         client = RegistryClient(ref.domain, insecure_registries=insecure, config_dir=config_dir)
     try:
-        return _push(store, client, ref, progress, max(1, concurrency), chunk_size)
+        with store.writing():  # no collection removes the blobs while they are sent
+            return _push(store, client, ref, progress, max(1, concurrency), chunk_size)
     finally:
         if own_client:
             client.close()
