@@ -12,48 +12,21 @@ import time
 
 from sampan.cli.args import Flag, parse
 from sampan.cli.main import Context, Usage
+from sampan.engine.images import (  # the records in docker's shapes, shared with the API
+    NONE,
+    created_at,
+    created_epoch,
+    familiar,
+    image_filter,
+    image_inspect,
+)
 from sampan.errors import InvalidArgument, NotFound
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from sampan.image.store import ImageRecord, ImageStore
-
-NONE = "<none>"
-
-
-def _familiar(name: str) -> tuple[str, str]:
-    """("busybox", "latest") for "docker.io/library/busybox:latest"."""
-    from sampan.oci.reference import parse_reference
-
-    ref = parse_reference(name, default_tag=False)
-    familiar = ref.repository().familiar()
-    return familiar, ref.tag or NONE
-
-
-def _created_epoch(created: str) -> float:
-    """RFC 3339 (with nanoseconds, as Go writes it) to seconds; 0 when absent."""
-    if not created:
-        return 0.0
-    import datetime
-
-    text = created.replace("Z", "+00:00")
-    head, dot, rest = text.partition(".")
-    if dot:  # Python parses at most microseconds
-        digits = "".join(c for c in rest if c.isdigit())
-        zone = rest[len(digits) :]
-        text = f"{head}.{digits[:6]}{zone}"
-    try:
-        return datetime.datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        return 0.0
-
-
-def _created_at(epoch: float) -> str:
-    """docker's CreatedAt: ``2024-05-01 10:00:00 +0000 UTC``."""
-    return time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(epoch))
-
+    from sampan.image.store import ImageStore
 
 # -- images --------------------------------------------------------------------
 
@@ -75,42 +48,8 @@ def _image_filters(store: ImageStore, specs: list[str]) -> Any:
         key, eq, value = spec.partition("=")
         if not eq:
             raise InvalidArgument(f"bad format of filter (expected name=value): {spec}")
-        if key not in ("dangling", "reference", "before", "since", "label"):
-            raise InvalidArgument(f"invalid filter '{key}'")
         wanted.setdefault(key, []).append(value)
-    for value in wanted.get("dangling", []):
-        if value not in ("true", "false", "1", "0"):
-            raise InvalidArgument(f"invalid filter 'dangling={value}'")
-    before = [store.resolve(v) for v in wanted.get("before", [])]
-    since = [store.resolve(v) for v in wanted.get("since", [])]
-
-    def labels_of(record: ImageRecord) -> dict[str, str]:
-        labels = store.config_of(record).container_config.get("Labels") or {}
-        return labels if isinstance(labels, dict) else {}
-
-    def keep(record: ImageRecord, repo: str, tag: str) -> bool:
-        dangling = wanted.get("dangling")
-        if dangling and (not record.tags) != (dangling[-1] in ("true", "1")):
-            return False
-        patterns = wanted.get("reference")
-        if patterns:
-            import fnmatch  # imports re: only when a pattern is given
-
-            names = [repo, f"{repo}:{tag}"] if repo != NONE else []
-            if not any(fnmatch.fnmatchcase(n, p) for n in names for p in patterns):
-                return False
-        if any(record.added >= b.added for b in before):
-            return False
-        if any(record.added <= s.added for s in since):
-            return False
-        for label in wanted.get("label", []):
-            key, eq, value = label.partition("=")
-            labels = labels_of(record)
-            if key not in labels or (eq and labels[key] != value):
-                return False
-        return True
-
-    return keep
+    return image_filter(store, wanted)
 
 
 def _image_rows(ctx: Context, opts: dict[str, Any]) -> list[dict[str, Any]]:
@@ -120,16 +59,16 @@ def _image_rows(ctx: Context, opts: dict[str, Any]) -> list[dict[str, Any]]:
     keep = _image_filters(store, opts["filter"])
     now = time.time()
     rows: list[dict[str, Any]] = []
-    records = sorted(store.list(), key=lambda r: (_created_epoch(r.created), r.added), reverse=True)
+    records = sorted(store.list(), key=lambda r: (created_epoch(r.created), r.added), reverse=True)
     for record in records:
-        names = [_familiar(t) for t in record.tags]
+        names = [familiar(t) for t in record.tags]
         digests: dict[str, str] = {}
         for repo_digest in record.repo_digests:
             name, _, digest = repo_digest.partition("@")
-            digests.setdefault(_familiar(name)[0], digest)
+            digests.setdefault(familiar(name)[0], digest)
         if not names:
             names = [(repo, NONE) for repo in digests] or [(NONE, NONE)]
-        created = _created_epoch(record.created)
+        created = created_epoch(record.created)
         for repo, tag in names:
             if not keep(record, repo, tag):
                 continue
@@ -141,7 +80,7 @@ def _image_rows(ctx: Context, opts: dict[str, Any]) -> list[dict[str, Any]]:
                     "Tag": tag,
                     "Digest": digests.get(repo, NONE),
                     "CreatedSince": human_duration_ago(now - created) if created else "N/A",
-                    "CreatedAt": _created_at(created) if created else "",
+                    "CreatedAt": created_at(created) if created else "",
                     "Size": human_size(record.size),
                     "VirtualSize": human_size(record.size),
                     "SharedSize": "N/A",
@@ -177,44 +116,6 @@ def cmd_images(ctx: Context, argv: list[str]) -> int:
 
 
 # -- inspect and history --------------------------------------------------------
-
-
-def image_inspect(store: ImageStore, record: ImageRecord) -> dict[str, Any]:
-    """docker's ``image inspect`` document."""
-    config = store.config_of(record).raw
-    tags = [f"{repo}:{tag}" for repo, tag in map(_familiar, record.tags)]
-    digests = []
-    for repo_digest in record.repo_digests:
-        name, _, digest = repo_digest.partition("@")
-        digests.append(f"{_familiar(name)[0]}@{digest}")
-    container_config = dict(config.get("config") or {})
-    doc: dict[str, Any] = {
-        "Id": record.id,
-        "RepoTags": tags,
-        "RepoDigests": digests,
-        "Parent": "",
-        "Comment": _comment(config),
-        "Created": config.get("created", ""),
-        "DockerVersion": config.get("docker_version", ""),
-        "Author": config.get("author", ""),
-        "Config": container_config,
-        "Architecture": config.get("architecture", ""),
-        "Os": config.get("os", ""),
-        "Size": record.size,
-        "GraphDriver": {"Name": store.snapshots.driver, "Data": None},
-        "RootFS": {"Type": "layers", "Layers": list(record.diff_ids)},
-        "Metadata": {"LastTagTime": _created_at(record.added).replace(" +0000 UTC", "Z")},
-    }
-    if config.get("variant"):
-        doc["Variant"] = config["variant"]
-    return doc
-
-
-def _comment(config: dict[str, Any]) -> str:
-    history = config.get("history")
-    if isinstance(history, list) and history and isinstance(history[-1], dict):
-        return str(history[-1].get("comment", ""))
-    return ""
 
 
 INSPECT_FLAGS = [
@@ -284,7 +185,7 @@ def cmd_history(ctx: Context, argv: list[str]) -> int:
         if not entry.get("empty_layer"):
             size = sizes[layer] if layer < len(sizes) else 0
             layer += 1
-        created = _created_epoch(str(entry.get("created", "")))
+        created = created_epoch(str(entry.get("created", "")))
         created_by = str(entry.get("created_by", ""))
         if not opts["no_trunc"] and len(created_by) > 45:
             created_by = created_by[:44] + "…"
@@ -293,7 +194,7 @@ def cmd_history(ctx: Context, argv: list[str]) -> int:
             {
                 "ID": "<missing>",
                 "CreatedSince": human_duration_ago(now - created) if created else "N/A",
-                "CreatedAt": _created_at(created) if created else "",
+                "CreatedAt": created_at(created) if created else "",
                 "CreatedBy": created_by,
                 "Size": human_size(size) if human else str(size),
                 "Comment": str(entry.get("comment", "")),
@@ -329,9 +230,9 @@ def _print_removal(untagged: list[str], deleted: list[str], lower: bool = False)
     for name in untagged:
         if "@" in name:
             repo, _, digest = name.partition("@")
-            shown = f"{_familiar(repo)[0]}@{digest}"
+            shown = f"{familiar(repo)[0]}@{digest}"
         else:
-            repo, tag = _familiar(name)
+            repo, tag = familiar(name)
             shown = f"{repo}:{tag}"
         out.append(f"{'untagged' if lower else 'Untagged'}: {shown}\n")
     out += [f"{'deleted' if lower else 'Deleted'}: {image_id}\n" for image_id in deleted]

@@ -46,6 +46,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "load": ("sampan.cli.archive", "cmd_load", "Load an image from a tar archive or STDIN"),
     "import": ("sampan.cli.archive", "cmd_import", "Import a rootfs tarball to create an image"),
     "version": ("sampan.cli.main", "cmd_version", "Show the sampan version information"),
+    "daemon": ("sampan.cli.daemon", "cmd_daemon", "Run the sampan engine daemon"),
 }
 
 IMAGE_COMMANDS: dict[str, tuple[str, str, str]] = {

@@ -1,0 +1,111 @@
+"""Engine: one daemon's state -- its configuration, its directories, its image store.
+
+The API server runs every connection in a thread of its own.  SQLite
+connections belong to the thread that opened them, so each thread gets its
+own ImageStore over the same ROOT/image (opening one costs about a
+millisecond); they coordinate through SQLite's transactions and the store's
+gc.lock, exactly as two ``sampan`` processes would.  ``release_thread``
+closes the calling thread's store when its connection ends.
+
+    engine = Engine("/var/lib/sampan", "/run/sampan", load_config())
+    records = engine.store().list()
+    engine.close()
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+from sampan.engine.config import DaemonConfig
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from sampan.engine.images import ImageService
+    from sampan.image.store import ImageStore
+
+__all__ = ["DEFAULT_EXEC_ROOT", "DEFAULT_ROOT", "Engine"]
+
+DEFAULT_ROOT = "/var/lib/sampan"
+DEFAULT_EXEC_ROOT = "/run/sampan"
+
+
+class Engine:
+    """The composition root of the daemon: configuration, directories, services."""
+
+    def __init__(self, root: str, exec_root: str, config: DaemonConfig | None = None) -> None:
+        self.root = os.path.abspath(root)
+        self.exec_root = os.path.abspath(exec_root)
+        self.config = config or DaemonConfig()
+        self.started = time.time()
+        os.makedirs(self.root, mode=0o711, exist_ok=True)
+        os.makedirs(self.exec_root, mode=0o711, exist_ok=True)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._stores: set[ImageStore] = set()
+        self._closed = False
+        self.images = _images(self)
+        self.id = self._engine_id()
+
+    @property
+    def image_root(self) -> str:
+        return os.path.join(self.root, "image")
+
+    def store(self) -> ImageStore:
+        """The calling thread's ImageStore (opened on first use)."""
+        store: ImageStore | None = getattr(self._local, "store", None)
+        if store is None:
+            from sampan.image.store import ImageStore
+
+            store = ImageStore(self.image_root)
+            self._local.store = store
+            with self._lock:
+                self._stores.add(store)
+        return store
+
+    def release_thread(self) -> None:
+        """Close the calling thread's store, if it opened one."""
+        store: ImageStore | None = getattr(self._local, "store", None)
+        if store is None:
+            return
+        self._local.store = None
+        with self._lock:
+            self._stores.discard(store)
+        store.close()
+
+    def _engine_id(self) -> str:
+        """A stable id for ``docker info``'s ID, kept in ROOT/engine-id."""
+        path = os.path.join(self.root, "engine-id")
+        try:
+            with open(path) as f:
+                text = f.read().strip()
+            if text:
+                return text
+        except FileNotFoundError:
+            pass
+        import uuid
+
+        text = str(uuid.uuid4())
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with open(tmp, "w") as f:
+            f.write(text + "\n")
+        os.replace(tmp, path)
+        return text
+
+    def close(self) -> None:
+        """Close the stores of every thread (call once the server has stopped)."""
+        with self._lock:
+            stores, self._stores = list(self._stores), set()
+            self._closed = True
+        for store in stores:
+            try:
+                store.close()
+            except Exception:
+                pass
+
+
+def _images(engine: Engine) -> ImageService:
+    from sampan.engine.images import ImageService
+
+    return ImageService(engine)
