@@ -49,15 +49,16 @@ def registry_auth(request: Request) -> Credentials | None:
         return None
     import binascii
 
-    from sampan import _json
+    from sampan.api.server import parse_json
     from sampan.image.registry.auth import Credentials
 
     text = header.replace("-", "+").replace("_", "/")
     text += "=" * (-len(text) % 4)
     try:
-        doc = _json.loads(binascii.a2b_base64(text))
+        raw = binascii.a2b_base64(text)
     except (ValueError, binascii.Error):
-        raise BadRequest("X-Registry-Auth: not base64url-encoded JSON") from None
+        raise BadRequest("X-Registry-Auth: not base64url-encoded") from None
+    doc = parse_json(raw, "X-Registry-Auth")
     if not isinstance(doc, dict):
         raise BadRequest("X-Registry-Auth: expected a JSON object")
     username = str(doc.get("username") or "")

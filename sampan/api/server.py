@@ -41,11 +41,26 @@ if TYPE_CHECKING:
 
     from sampan.engine.daemon import Engine
 
-__all__ = ["ApiServer", "Request"]
+__all__ = ["ApiServer", "Request", "parse_json"]
 
 SERVER_NAME = "sampan"
 DRAIN_LIMIT = 1 << 20  # more unread body than this: close instead of draining
 _FALSE = ("", "0", "no", "false", "none")
+
+
+def parse_json(data: bytes | str, what: str) -> Any:
+    """Client input as JSON, or BadRequest naming WHAT.
+
+    The daemon parses untrusted input with the stdlib's json (its import
+    cost does not matter in a long-running process; sampan._json's scanner
+    is tuned for sampan's own files).
+    """
+    import json
+
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise BadRequest(f"{what}: invalid JSON: {exc}") from None
 
 
 class _ChunkedReader:
@@ -196,10 +211,7 @@ class Request:
         text = self.query(name)
         if not text:
             return {}
-        try:
-            doc = _json.loads(text)
-        except ValueError as exc:
-            raise BadRequest(f"{name}: invalid JSON: {exc}") from None
+        doc = parse_json(text, name)
         if not isinstance(doc, dict):
             raise BadRequest(f"{name}: expected a JSON object")
         out: dict[str, list[str]] = {}
@@ -225,10 +237,7 @@ class Request:
             if required:
                 raise BadRequest("request body: a JSON document is required")
             return None
-        try:
-            return _json.loads(data)
-        except ValueError as exc:
-            raise BadRequest(f"request body: invalid JSON: {exc}") from None
+        return parse_json(data, "request body")
 
     # -- the answer -------------------------------------------------------------------
 

@@ -63,13 +63,13 @@ class DaemonConfig:
 
 def parse_config(data: bytes, path: str) -> DaemonConfig:
     """DaemonConfig from the bytes of daemon.json at PATH (PATH only names it in errors)."""
-    from sampan import _json
+    import json  # the daemon's start, not a container's: the stdlib parser is fine
 
     if not data.strip():
         return DaemonConfig(source=path)
     try:
-        doc = _json.loads(data)
-    except ValueError as exc:
+        doc = json.loads(data)
+    except (ValueError, RecursionError) as exc:
         raise InvalidArgument(f"{path}: not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise InvalidArgument(f"{path}: expected a JSON object")
