@@ -48,6 +48,7 @@ from sampan.oci.reference import Reference, parse_reference
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any, BinaryIO
 
     from sampan.image.content import ContentStore
@@ -57,6 +58,10 @@ __all__ = ["import_rootfs", "load", "save"]
 
 SMALL_MEMBER = 1 << 20  # members up to this size are held in memory while reading
 MEMORY_BUDGET = 64 << 20  # ... as long as all of them together stay under this
+JSON_MAX = 16 << 20  # largest manifest.json, index.json, config or manifest read
+HEADER_MAX = 1 << 20  # largest PAX header or GNU long name, and such headers of one member
+HEADER_CHAIN_MAX = 16  # PAX and GNU long-name headers before one member
+MEMBERS_MAX = 100_000  # an image archive holds a few members a layer
 OCI_LAYOUT = b'{"imageLayoutVersion": "1.0.0"}'
 
 _GZIP = b"\x1f\x8b"
@@ -95,6 +100,12 @@ class Archive:
         raise InvalidArgument(f"{where}: {path!r}: too many levels of links")
 
     def read(self, member: Member, content: ContentStore) -> bytes:
+        """The bytes of a JSON document (refused past JSON_MAX, before reading them)."""
+        if member.size > JSON_MAX:
+            raise InvalidArgument(
+                f"archive member {member.name}: {member.size} bytes, more than the "
+                f"{JSON_MAX >> 20} MiB a manifest, index or config may hold"
+            )
         return member.data if member.data is not None else content.read(member.digest)
 
     def head(self, member: Member, content: ContentStore) -> bytes:
@@ -158,7 +169,10 @@ def read_archive(stream: BinaryIO, content: ContentStore) -> Archive:
     current = ""
     with _open_tar(Replay(head, stream)) as tar:
         try:
-            for info in tar:
+            for count, info in enumerate(tar, 1):
+                del tar.members[:]  # type: ignore[attr-defined]  # tarfile keeps them all
+                if count > MEMBERS_MAX:
+                    raise InvalidArgument(f"archive: more than {MEMBERS_MAX} members")
                 current = info.name
                 name = _inside(info.name, f"archive member {info.name!r}")
                 if info.issym() or info.islnk():
@@ -173,6 +187,10 @@ def read_archive(stream: BinaryIO, content: ContentStore) -> Archive:
         except tarfile.TarError as exc:
             where = f" at member {current!r}" if current else ""
             raise InvalidArgument(f"archive: truncated or corrupt{where}: {exc}") from None
+        except RecursionError:  # tarfile reads each extended header by recursion
+            raise InvalidArgument(
+                f"archive: too many extended tar headers after member {current!r}"
+            ) from None
         except (OSError, EOFError) as exc:  # a corrupt compressed stream
             if isinstance(exc, OSError) and exc.errno is not None:  # the store's disk (ENOSPC)
                 raise OSError(exc.errno, f"archive member {current!r}: {exc.strerror}") from None
@@ -184,19 +202,67 @@ def read_archive(stream: BinaryIO, content: ContentStore) -> Archive:
     return archive
 
 
+_META_TYPES = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
+               tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)  # fmt: skip
+
+
 class _TarInfo(tarfile.TarInfo):
     """Notes how the archive ended: tarfile's stream mode takes a cut or garbled header
     after the first member for the end of the archive (go's archive/tar, like docker,
-    only accepts the end-of-archive block or the input ending between members)."""
+    only accepts the end-of-archive block or the input ending between members).
+
+    And bounds the extended headers (PAX ``x`` and ``g``, GNU long names ``L`` and
+    ``K``), which tarfile reads whole into memory, one recursion each: at most
+    HEADER_MAX bytes each and together before one member, HEADER_CHAIN_MAX of them
+    in a row, HEADER_MAX of global headers in all."""
 
     @classmethod
     def fromtarfile(cls, tar: tarfile.TarFile) -> _TarInfo:
+        state: _HeaderState | None = getattr(tar, "sampan_headers", None)
+        if state is None:
+            state = _HeaderState()
+            tar.sampan_headers = state  # type: ignore[attr-defined]
+        if state.depth == 0:
+            state.chain = state.chain_bytes = 0
+        state.depth += 1
         try:
             return super().fromtarfile(tar)
         except tarfile.HeaderError as exc:
             if type(exc).__name__ in ("TruncatedHeaderError", "InvalidHeaderError"):
                 tar.sampan_end = str(exc) or type(exc).__name__  # type: ignore[attr-defined]
             raise
+        finally:
+            state.depth -= 1
+
+    def _proc_member(self, tar: tarfile.TarFile) -> _TarInfo:
+        """Called by ``fromtarfile`` with the header parsed, before anything more is read."""
+        if self.type in _META_TYPES:
+            state: _HeaderState = tar.sampan_headers  # type: ignore[attr-defined]
+            state.chain += 1
+            state.chain_bytes += self.size
+            if self.type == tarfile.XGLTYPE:
+                state.global_bytes += self.size
+            where = f"archive: extended tar header at offset {self.offset}"
+            if not 0 <= self.size <= HEADER_MAX:
+                raise InvalidArgument(f"{where}: {self.size} bytes, more than {HEADER_MAX}")
+            if state.chain_bytes > HEADER_MAX or state.global_bytes > HEADER_MAX:
+                raise InvalidArgument(f"{where}: extended headers add up to more than "
+                                      f"{HEADER_MAX} bytes")  # fmt: skip
+            if state.chain > HEADER_CHAIN_MAX:
+                raise InvalidArgument(f"{where}: more than {HEADER_CHAIN_MAX} in a row")
+        proc: Callable[[tarfile.TarInfo, tarfile.TarFile], _TarInfo]
+        proc = tarfile.TarInfo._proc_member  # type: ignore[attr-defined]
+        return proc(self, tar)
+
+
+class _HeaderState:
+    """The extended headers read so far: in the current chain (DEPTH: its recursion)
+    and global ones in all."""
+
+    __slots__ = ("chain", "chain_bytes", "depth", "global_bytes")
+
+    def __init__(self) -> None:
+        self.depth = self.chain = self.chain_bytes = self.global_bytes = 0
 
 
 def _open_tar(stream: Replay) -> tarfile.TarFile:
@@ -204,6 +270,8 @@ def _open_tar(stream: Replay) -> tarfile.TarFile:
         return tarfile.open(fileobj=stream, mode="r|*", tarinfo=_TarInfo)  # type: ignore[call-overload,no-any-return]
     except tarfile.TarError as exc:
         raise InvalidArgument(f"archive: not a tar archive ({exc})") from None
+    except RecursionError:  # the first member, read by open
+        raise InvalidArgument("archive: too many extended tar headers at the start") from None
 
 
 def _link_target(name: str, info: tarfile.TarInfo) -> str:
@@ -381,7 +449,7 @@ def _oci_manifests(
     for desc in index.manifests:
         path = f"blobs/{desc.digest.replace(':', '/', 1)}"
         member = archive.files.get(path)
-        if member is None or desc.media_type not in oi.MANIFEST_TYPES:
+        if member is None or desc.media_type not in oi.MANIFEST_TYPES or member.size != desc.size:
             continue
         data = archive.read(member, content)
         try:

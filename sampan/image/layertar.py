@@ -32,7 +32,9 @@ archive/tar writes for docker): ``tarfile``'s stream mode takes a corrupt
 or truncated header after the first member for the end of the archive, and
 its header parsing was 40% of the unpack time of a large layer.  The end of
 the archive (a zero block) must be there: a stream cut at a header boundary
-is truncated, not complete.
+is truncated, not complete.  Memory is bounded whatever the blob
+declares: a PAX header or GNU long name holds at most 1 MiB, the PAX
+headers before one entry 1 MiB together, an entry at most 128 xattrs.
 """
 
 from __future__ import annotations
@@ -48,12 +50,14 @@ from collections.abc import Callable, Generator, Iterator
 from typing import BinaryIO, Protocol
 
 from sampan.errors import InvalidArgument, Unsupported
+from sampan.image.treecopy import ident, parent_dir
 
 _BLOCK = 512
 _ZERO = bytes(_BLOCK)
 _READ = 1 << 20  # compressed bytes read at a time
 _OUT = 4 << 20  # decompressed bytes produced at a time (bounds memory on a gzip bomb)
-_META_MAX = 1 << 20  # largest PAX header or GNU long name accepted
+_META_MAX = 1 << 20  # largest PAX header or GNU long name, and PAX headers of one entry
+XATTRS_MAX = 128  # xattrs of one entry (a file has a handful; ext4 holds a block of them)
 _FLUSH = 1 << 20
 _OCTAL_MAX = {8: 0o7777777, 12: 0o77777777777}
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -69,7 +73,7 @@ def write_layer(src_dir: str, out: BinaryIO, *, overlay_whiteouts: bool) -> str:
     writer = _Writer(out, overlay_whiteouts)
     root = os.open(src_dir, _DIR_FLAGS)
     try:
-        writer.directory(root, b"", src_dir)
+        writer.directory(root, src_dir)
     finally:
         os.close(root)
     writer.finish()
@@ -170,48 +174,78 @@ class _Writer:
                     raise
         return found
 
-    def directory(self, fd: int, prefix: bytes, where: str) -> None:
-        """Every entry under the directory open at FD, whose tar path is PREFIX."""
-        for name in sorted(os.listdir(fd), key=os.fsencode):
-            path = prefix + os.fsencode(name)
-            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-            mode = st.st_mode
-            if stat.S_ISDIR(mode):
-                sub = os.open(name, _DIR_FLAGS, dir_fd=fd)
-                try:
-                    xattrs = self._xattrs(sub, path)
-                    self.header(path + b"/", b"5", st, xattrs=xattrs)
-                    if self.overlay and self._opaque(sub):
-                        self.header(path + b"/.wh..wh..opq", b"0", st, mode=st.st_mode & 0o777)
-                    self.directory(sub, path + b"/", where)
-                finally:
-                    os.close(sub)
-                continue
-            proc = f"/proc/self/fd/{fd}/{name}"
-            if self.overlay and stat.S_ISCHR(mode) and st.st_rdev == 0:
-                head, _, base = path.rpartition(b"/")
-                whiteout = (head + b"/" if head else b"") + b".wh." + base
-                self.header(whiteout, b"0", st, mode=0o600)
-                continue
-            if stat.S_ISSOCK(mode):
-                continue
-            if st.st_nlink > 1:
-                first = self.links.setdefault((st.st_dev, st.st_ino), path)
-                if first != path:
-                    self.header(path, b"1", st, linkname=first, xattrs=self._xattrs(proc, path))
-                    continue
-            if stat.S_ISREG(mode):
-                self._file(fd, name, path, st)
-            elif stat.S_ISLNK(mode):
-                target = os.fsencode(os.readlink(name, dir_fd=fd))
-                self.header(path, b"2", st, linkname=target, xattrs=self._xattrs(proc, path))
-            elif stat.S_ISFIFO(mode):
-                self.header(path, b"6", st, xattrs=self._xattrs(proc, path))
-            elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-                kind = b"3" if stat.S_ISCHR(mode) else b"4"
-                self.header(path, kind, st, xattrs=self._xattrs(proc, path))
-            else:
-                raise InvalidArgument(f"{where}/{name}: file type {mode:o} cannot go into a layer")
+    def directory(self, root: int, where: str) -> None:
+        """Every entry under the directory open at ROOT (the tree WHERE), depth first:
+        a loop, not recursion, holding one directory fd besides ROOT (treecopy.py)."""
+        # (the names left, the tar path prefix, the ident) of each directory down to FD's
+        levels = [(_sorted_names(root), b"", ident(os.fstat(root)))]
+        fd = root
+        try:
+            while levels:
+                names, prefix, _ = levels[-1]
+                while names:
+                    name = names.pop()
+                    path = prefix + os.fsencode(name)
+                    st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                    if not stat.S_ISDIR(st.st_mode):
+                        self._entry(fd, name, path, st, where)
+                        continue
+                    sub = os.open(name, _DIR_FLAGS, dir_fd=fd)
+                    try:
+                        xattrs = self._xattrs(sub, path)
+                        self.header(path + b"/", b"5", st, xattrs=xattrs)
+                        if self.overlay and self._opaque(sub):
+                            self.header(path + b"/.wh..wh..opq", b"0", st, mode=st.st_mode & 0o777)
+                        levels.append((_sorted_names(sub), path + b"/", ident(os.fstat(sub))))
+                    except BaseException:
+                        os.close(sub)
+                        raise
+                    if fd != root:
+                        os.close(fd)
+                    fd = sub
+                    break
+                else:
+                    levels.pop()
+                    up = -1
+                    if len(levels) > 1:
+                        up = parent_dir(fd, levels[-1][2])
+                    if fd != root:
+                        os.close(fd)
+                    fd = up if up >= 0 else root
+        finally:
+            if fd != root:
+                os.close(fd)
+
+    def _entry(self, fd: int, name: str, path: bytes, st: os.stat_result, where: str) -> None:
+        """One entry that is not a directory (NAME in FD, PATH in the tar)."""
+        mode = st.st_mode
+        proc = f"/proc/self/fd/{fd}/{name}"
+        if self.overlay and stat.S_ISCHR(mode) and st.st_rdev == 0:
+            head, _, base = path.rpartition(b"/")
+            whiteout = (head + b"/" if head else b"") + b".wh." + base
+            self.header(whiteout, b"0", st, mode=0o600)
+            return
+        if stat.S_ISSOCK(mode):
+            return
+        if st.st_nlink > 1:
+            first = self.links.setdefault((st.st_dev, st.st_ino), path)
+            if first != path:
+                self.header(path, b"1", st, linkname=first, xattrs=self._xattrs(proc, path))
+                return
+        if stat.S_ISREG(mode):
+            self._file(fd, name, path, st)
+        elif stat.S_ISLNK(mode):
+            target = os.fsencode(os.readlink(name, dir_fd=fd))
+            self.header(path, b"2", st, linkname=target, xattrs=self._xattrs(proc, path))
+        elif stat.S_ISFIFO(mode):
+            self.header(path, b"6", st, xattrs=self._xattrs(proc, path))
+        elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+            kind = b"3" if stat.S_ISCHR(mode) else b"4"
+            self.header(path, kind, st, xattrs=self._xattrs(proc, path))
+        else:
+            raise InvalidArgument(
+                f"{where}/{os.fsdecode(path)}: file type {mode:o} cannot go into a layer"
+            )
 
     def _opaque(self, fd: int) -> bool:
         try:
@@ -236,6 +270,11 @@ class _Writer:
             self._emit(bytes(-size % _BLOCK))
         finally:
             os.close(fd)
+
+
+def _sorted_names(fd: int) -> list[str]:
+    """FD's names, the first to write last (they are popped): as bytes, in order."""
+    return sorted(os.listdir(fd), key=os.fsencode, reverse=True)
 
 
 def _record(key: bytes, value: bytes) -> bytes:
@@ -593,6 +632,7 @@ class LayerReader:
     def entries(self) -> Iterator[TarEntry]:
         reader, label = self._reader, self.label
         pax: dict[str, bytes] = {}
+        pax_bytes = 0  # of the PAX headers before the next entry, together
         long_name: str | None = None
         long_link: str | None = None
         while True:
@@ -619,6 +659,12 @@ class LayerReader:
                 data = reader.read(entry.size)
                 reader.skip(-entry.size % _BLOCK)
                 if kind == b"x":
+                    pax_bytes += entry.size
+                    if pax_bytes > _META_MAX:
+                        raise InvalidArgument(
+                            f"layer {label}: pax headers up to offset {offset} add up to "
+                            f"{pax_bytes} bytes for one entry, more than {_META_MAX}"
+                        )
                     pax.update(_pax_records(data, label, offset))
                 elif kind == b"L":
                     long_name = os.fsdecode(data.split(b"\0", 1)[0])
@@ -634,6 +680,7 @@ class LayerReader:
             elif entry.size < 0:
                 raise InvalidArgument(f"layer {label}: {entry.name}: negative size")
             pax = {}
+            pax_bytes = 0
             long_name = long_link = None
             if kind != b"0":
                 entry.size = 0  # only regular files have data (as GNU tar and Go read it)
@@ -702,3 +749,7 @@ def _apply_pax(entry: TarEntry, pax: dict[str, bytes], label: str) -> None:
             ) from None
     if entry.size < 0 or entry.uid < 0 or entry.gid < 0:
         raise InvalidArgument(f"layer {label}: {entry.name}: negative size or owner")
+    if len(entry.xattrs) > XATTRS_MAX:
+        raise InvalidArgument(
+            f"layer {label}: {entry.name[:80]}: {len(entry.xattrs)} xattrs, more than {XATTRS_MAX}"
+        )

@@ -55,7 +55,7 @@ import threading
 from collections.abc import Iterator
 
 from sampan.errors import AlreadyExists, Conflict, InvalidArgument, NotFound, Unsupported
-from sampan.image.treecopy import DIR_FLAGS, copy_tree
+from sampan.image.treecopy import DIR_FLAGS, copy_tree, remove_tree
 from sampan.linux import syscalls
 from sampan.linux.constants import MS_BIND
 from sampan.oci.digest import hex_of, parse_digest, sha256_of
@@ -64,15 +64,14 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import BinaryIO
 
-# shutil, dataclasses, typing and the unpacker (hashlib, the tar code) are
+# dataclasses, typing and the unpacker (hashlib, the tar code) are
 # imported where they are used: `sampan images` opens the snapshotter too,
 # and these cost it ~30 ms.
 
 
 def _rmtree(path: str, ignore_errors: bool = False, dir_fd: int | None = None) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=ignore_errors, dir_fd=dir_fd)
+    """shutil.rmtree without its recursion (one level a frame: a tree 1000 deep broke it)."""
+    remove_tree(path, dir_fd=dir_fd, ignore_errors=ignore_errors)
 
 
 DRIVERS = ("overlay", "vfs")
@@ -496,7 +495,10 @@ class Snapshotter:
         return tmp, fd
 
     def _recover(self) -> None:
-        """Remove the temporary dirs of makers that are gone (under the lock)."""
+        """Remove the temporary dirs of makers that are gone (under the lock).
+
+        Best effort: a dir that cannot go is left for the next open, which must
+        never fail because of it (``sampan images`` opens the store too)."""
         for name in os.listdir(self.root):
             if not name.startswith(_TMP):
                 continue
@@ -506,12 +508,13 @@ class Snapshotter:
             except OSError:
                 continue
             try:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    continue  # its maker is alive
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 self._unpublish_layer(path)
                 _rmtree(path, ignore_errors=True)
+            except BlockingIOError:
+                continue  # its maker is alive
+            except Exception:  # anything else: left for the next open
+                continue
             finally:
                 os.close(fd)
 

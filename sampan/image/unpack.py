@@ -15,10 +15,12 @@ Two modes, one per snapshotter:
               directory's children that this layer did not write.  As in the
               OCI spec, a whiteout never hides what its own layer wrote.
 
-Safety.  Every name is resolved lexically (a leading ``./`` is fine, an
-absolute name or a ``..`` that climbs out of DEST is refused) and created
-through a directory fd reached by ``openat(O_NOFOLLOW | O_DIRECTORY)`` from
-DEST one component at a time, so no write ever goes through a symlink.  A
+Safety.  A name longer than 4095 bytes or deeper than 256 components is
+refused: no real image comes near, and trees thousands deep break whatever
+walks them by recursion.  Every name is resolved lexically (a leading ``./``
+is fine, an absolute name or a ``..`` that climbs out of DEST is refused) and
+created through a directory fd reached by ``openat(O_NOFOLLOW | O_DIRECTORY)``
+from DEST one component at a time, so no write ever goes through a symlink.  A
 parent that is a symlink or a file this layer wrote is refused (the "symlink,
 then write through it" attack); in apply mode a non-directory a lower layer
 left there is replaced by a directory, which is what the overlay view of the
@@ -38,13 +40,13 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import stat
 from collections.abc import Callable
 from typing import BinaryIO
 
 from sampan.errors import InvalidArgument, Unsupported
 from sampan.image.layertar import LayerReader, TarEntry
+from sampan.image.treecopy import remove_tree
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -52,6 +54,10 @@ _SKIP_XATTR_ERRNOS = frozenset((errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM, er
 # Failures that come from the entry itself, not from the filesystem under DEST.
 _BAD_INPUT_ERRNOS = frozenset((errno.ENAMETOOLONG, errno.EEXIST, errno.ENOTDIR, errno.EISDIR,
                                errno.ELOOP, errno.EINVAL, errno.EMLINK))  # fmt: skip
+# The longest entry name (PATH_MAX less the nul) and the deepest: far past any real
+# image, and a bound on the directory fds the unpacker holds (one a level).
+NAME_MAX_BYTES = 4095
+NAME_MAX_DEPTH = 256
 _WH = ".wh."
 _WH_META = ".wh..wh."
 _OPAQUE = ".wh..wh..opq"
@@ -117,6 +123,10 @@ class _Unpacker:
         where, what = (name, "entry name") if entry is None else (entry, f"hardlink target {name}")
         if "\0" in name:
             raise self._bad(where, f"{what} holds a nul byte")
+        size = len(os.fsencode(name))
+        if size > NAME_MAX_BYTES:
+            raise self._bad(_short(where), f"path too long: {what} of {size} bytes, at most "
+                            f"{NAME_MAX_BYTES}")  # fmt: skip
         if name.startswith("/"):
             raise self._bad(where, f"{what} is absolute")
         parts: list[str] = []
@@ -127,6 +137,9 @@ class _Unpacker:
                 raise self._bad(where, f"{what} escapes the layer")
             elif part not in ("", "."):
                 parts.append(part)
+        if len(parts) > NAME_MAX_DEPTH:
+            raise self._bad(_short(where), f"path too deep: {what} of {len(parts)} components, "
+                            f"at most {NAME_MAX_DEPTH}")  # fmt: skip
         return parts
 
     # - directory fds -
@@ -213,7 +226,7 @@ class _Unpacker:
         except FileNotFoundError:
             return
         if stat.S_ISDIR(st.st_mode):
-            shutil.rmtree(part, dir_fd=parent)
+            remove_tree(part, dir_fd=parent)  # a lower layer of an older sampan: any depth
         else:
             os.unlink(part, dir_fd=parent)
 
@@ -489,3 +502,8 @@ class _Unpacker:
             os.close(fd)
         self._stack.clear()
         os.close(self.root)
+
+
+def _short(name: str) -> str:
+    """NAME cut for an error message."""
+    return name if len(name) <= 80 else name[:80] + "..."
