@@ -459,8 +459,8 @@ def test_killed_while_removing(driver: str, tmp_path: Path) -> None:
     s.prepare("c1", None)
     s.close()
     action = (
-        "import shutil\n"
-        "shutil.rmtree = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)\n"
+        "import sampan.image.snapshot as m\n"
+        "m._rmtree = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)\n"
         "s.remove_active('c1') if sys.argv[1:] == ['active'] else s.remove(sys.argv[1])"
     )
     for arg in ("active", chain):
