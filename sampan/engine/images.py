@@ -379,9 +379,19 @@ class ImageService:
                 ref = ref.repository().with_digest(tag)
             else:
                 ref = parse_reference(image, default_tag=False).with_tag(tag)
+        from sampan.image.registry.errors import Unauthorized
+
         wanted = parse_platform(platform) if platform else None
-        with self._client(ref.domain, auth) as client:
-            return pull(self.store, ref, platform=wanted, progress=progress, client=client)
+        try:
+            with self._client(ref.domain, auth) as client:
+                return pull(self.store, ref, platform=wanted, progress=progress, client=client)
+        except Unauthorized as exc:
+            # dockerd's words and class: a 401 would make the docker CLI prompt for a login
+            repo = ref.repository().familiar()
+            raise NotFound(
+                f"pull access denied for {repo}, repository does not exist or may require "
+                f"'docker login': {exc}"
+            ) from None
 
     def push(
         self,

@@ -133,11 +133,16 @@ class SampanDaemon:
         return env
 
     def docker(
-        self, *args: str, check: bool = True, timeout: float = 300.0
+        self, *args: str, check: bool = True, timeout: float = 120.0
     ) -> subprocess.CompletedProcess[str]:
         """The real docker CLI against this daemon."""
         done = subprocess.run(
-            ["docker", *args], capture_output=True, text=True, env=self.env(), timeout=timeout
+            ["docker", *args],
+            capture_output=True,
+            text=True,
+            env=self.env(),
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,  # a 401 makes the CLI prompt for a login: no terminal
         )
         if check and done.returncode != 0:
             raise AssertionError(

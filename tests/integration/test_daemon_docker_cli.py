@@ -8,6 +8,7 @@ next expects (busybox pulled, then tagged, pushed, saved, removed, loaded).
 from __future__ import annotations
 
 import json
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -17,8 +18,9 @@ from tests.integration import registry_fixtures as rf
 from tests.integration.daemon_fixtures import SampanDaemon, daemon, needs_docker_cli
 
 registry = rf.registry
+auth_registry = rf.auth_registry
 pytestmark = [pytest.mark.root, needs_docker_cli, rf.needs_registry]
-__all__ = ["daemon", "registry"]
+__all__ = ["auth_registry", "daemon", "registry"]
 
 
 def test_version_negotiates_1_41(daemon: SampanDaemon) -> None:
@@ -147,3 +149,31 @@ def test_pull_of_a_missing_tag_fails_with_the_registry_s_words(
     assert done.returncode == 1
     assert done.stderr.startswith("Error response from daemon: ")
     assert "not found" in done.stderr
+
+
+def test_login_and_credentials_travel_with_push_and_pull(
+    daemon: SampanDaemon, registry: rf.Seeded, auth_registry: rf.RegistryServer
+) -> None:
+    host = auth_registry.host
+    done = subprocess.run(
+        ["docker", "login", host, "-u", rf.USER, "--password-stdin"],
+        input="wrong-password\n", capture_output=True, text=True, env=daemon.env(),
+    )  # fmt: skip
+    assert done.returncode == 1 and "Error response from daemon" in done.stderr
+    assert "unauthorized" in done.stderr.lower()
+    done = subprocess.run(
+        ["docker", "login", host, "-u", rf.USER, "--password-stdin"],
+        input=rf.PASSWORD + "\n", capture_output=True, text=True, env=daemon.env(),
+    )  # fmt: skip
+    assert done.returncode == 0 and "Login Succeeded" in done.stdout, done.stderr
+    daemon.docker("pull", f"{registry.host}/library/busybox:latest")
+    target = f"{host}/private/busybox:1"
+    daemon.docker("tag", f"{registry.host}/library/busybox:latest", target)
+    daemon.docker("push", target)  # X-Registry-Auth from the CLI's stored login
+    daemon.docker("rmi", target)
+    daemon.docker("pull", target)
+    daemon.docker("logout", host)
+    daemon.docker("rmi", target)
+    done = daemon.docker("pull", target, check=False, timeout=30)
+    assert done.returncode == 1
+    assert "Error response from daemon: pull access denied for " in done.stderr
