@@ -53,7 +53,15 @@ def loads(text: str | bytes) -> Any:
     scan = _json.make_scanner(ctx)  # type: ignore[arg-type]  # duck-typed JSONDecoder
     start = len(text) - len(text.lstrip(_WS))
     try:
-        value, end = scan(text, start)
+        try:
+            value, end = scan(text, start)
+        except SystemError:
+            # Some errors the scanner reports through json.decoder.JSONDecodeError,
+            # which it finds only among imported modules: import it (on this error
+            # path only) and scan again for the message.
+            import json.decoder  # noqa: F401
+
+            value, end = scan(text, start)
     except StopIteration as exc:
         raise JSONError(f"expecting a value at char {exc.value}") from None
     except ValueError as exc:

@@ -205,3 +205,25 @@ def test_dumps_refuses_non_finite_floats(value: Any) -> None:
 def test_dumps_refuses_unserialisable_objects() -> None:
     with pytest.raises(TypeError):
         _json.dumps({"x": object()})
+
+
+def test_every_malformed_document_is_a_json_error() -> None:
+    # The C scanner reports some errors through json.decoder, which it finds only
+    # if something imported it: check in an interpreter where nothing has.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[2])
+    code = (
+        f"import sys; sys.path.insert(0, {root!r}); from sampan import _json\n"
+        "for text in ('{nope', '{\"a\" 1}', '{\"a\": 1,}', '[\"a\" \"b\"]'):\n"
+        "    try:\n"
+        "        _json.loads(text)\n"
+        "    except _json.JSONError as exc:\n"
+        "        print(type(exc).__name__, exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 4 and all(line.startswith("JSONError ") for line in lines), lines
