@@ -31,7 +31,21 @@ from sampan.image.archive_import import import_rootfs
 from sampan.image.store import ImageStore
 
 REPO = Path(__file__).resolve().parents[2]
-PEERS = REPO.parent / "shared" / "peers"
+# The peers' scripts sit beside the checkout (../shared/peers); a clone made
+# elsewhere (CI's clean clone) finds them through $SAMPAN_PEERS or the
+# machine's one copy under /work/shared.
+PEERS = next(
+    (
+        p
+        for p in (
+            Path(os.environ.get("SAMPAN_PEERS", REPO.parent / "shared" / "peers")),
+            REPO.parent / "shared" / "peers",
+            Path("/work/shared/peers"),
+        )
+        if p.is_dir()
+    ),
+    REPO.parent / "shared" / "peers",
+)
 
 pytestmark = [
     pytest.mark.root,
