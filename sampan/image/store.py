@@ -24,7 +24,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from sampan.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from sampan.image.content import ContentStore
@@ -310,7 +310,7 @@ class ImageStore:
         self,
         manifest_digest: str,
         *,
-        names: list[Reference] = (),  # type: ignore[assignment]
+        names: Sequence[Reference] = (),
         repo_digest: Reference | None = None,
         index_digest: str | None = None,
     ) -> ImageRecord:
@@ -327,7 +327,7 @@ class ImageStore:
     def _commit(
         self,
         manifest_digest: str,
-        names: list[Reference],
+        names: Sequence[Reference],
         repo_digest: Reference | None,
         index_digest: str | None,
     ) -> str:
