@@ -63,6 +63,7 @@ bench: install
 	$(PY) bench/snapshot_prepare.py
 	$(PY) bench/images_list.py
 	$(PY) bench/pull.py
+	$(PY) bench/daemon_pull.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
