@@ -63,6 +63,10 @@ def parse_json(data: bytes | str, what: str) -> Any:
         raise BadRequest(f"{what}: invalid JSON: {exc}") from None
 
 
+# A create request is a few kB; this bounds what one request can make the daemon hold.
+MAX_JSON_BODY = 16 << 20
+
+
 class _ChunkedReader:
     """A chunked request body as a file: read(n) / read()."""
 
@@ -232,7 +236,9 @@ class Request:
         return self._body  # type: ignore[return-value]
 
     def json_body(self, required: bool = True) -> Any:
-        data = self.body.read()
+        data = self.body.read(MAX_JSON_BODY + 1)
+        if len(data) > MAX_JSON_BODY:
+            raise BadRequest(f"request body: a JSON document over {MAX_JSON_BODY} bytes")
         if not data.strip():
             if required:
                 raise BadRequest("request body: a JSON document is required")
