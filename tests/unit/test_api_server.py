@@ -55,6 +55,10 @@ def _hijack(request: Request) -> None:
     sock.sendall(b"echo:" + data)
 
 
+def _json(request: Request) -> None:
+    request.send_json(200, {"keys": sorted(request.json_body())})
+
+
 def _boom(request: Request) -> None:
     raise RuntimeError("handler bug")
 
@@ -66,6 +70,7 @@ def server(tmp_path: Path) -> Iterator[str]:
     router.add("GET", "/stream", _stream)
     router.add("POST", "/hijack", _hijack)
     router.add("GET", "/boom", _boom)
+    router.add("POST", "/json", _json)
     engine = Engine(str(tmp_path / "root"), str(tmp_path / "exec"))
     path = str(tmp_path / "api.sock")
     srv = ApiServer(engine, path, router)
@@ -99,6 +104,21 @@ def test_chunked_body_keep_alive_and_errors(server: str) -> None:
     conn.request("GET", "/nowhere")
     response = conn.getresponse()
     assert (response.status, response.read()) == (404, b'{"message":"page not found"}\n')
+    conn.close()
+
+
+def test_json_bodies_are_bounded(server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sampan.api.server as api_server
+
+    monkeypatch.setattr(api_server, "MAX_JSON_BODY", 64)
+    conn = UnixConnection(server)
+    conn.request("POST", "/json", body=b'{"a": 1, "b": 2}')
+    response = conn.getresponse()
+    assert (response.status, response.read()) == (200, b'{"keys":["a","b"]}\n')
+    conn.request("POST", "/json", body=b'{"a": "' + b"x" * 100 + b'"}')
+    response = conn.getresponse()
+    assert response.status == 400
+    assert b"a JSON document over 64 bytes" in response.read()
     conn.close()
 
 
