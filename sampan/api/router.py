@@ -104,9 +104,10 @@ class Router:
 
 def make_router() -> Router:
     """Every endpoint the daemon serves."""
-    from sampan.api import images, system
+    from sampan.api import containers, images, system
 
     router = Router()
     system.add_routes(router)
     images.add_routes(router)
+    containers.add_routes(router)
     return router

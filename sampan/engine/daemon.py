@@ -22,6 +22,7 @@ from sampan.engine.config import DaemonConfig
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from sampan.engine.containers import ContainerService
     from sampan.engine.images import ImageService
     from sampan.image.store import ImageStore
 
@@ -47,6 +48,8 @@ class Engine:
         self._closed = False
         self.images = _images(self)
         self.id = self._engine_id()
+        self.containers = _containers(self)
+        self.containers.restore()  # re-adopt the monitors of containers still running
 
     @property
     def image_root(self) -> str:
@@ -109,3 +112,9 @@ def _images(engine: Engine) -> ImageService:
     from sampan.engine.images import ImageService
 
     return ImageService(engine)
+
+
+def _containers(engine: Engine) -> ContainerService:
+    from sampan.engine.containers import ContainerService
+
+    return ContainerService(engine)
