@@ -5,8 +5,10 @@
 
 Commands are looked up in a table of module names and imported only when
 run, so ``sampan images`` never loads the registry client or the tar code.
-Until the engine's API arrives, the image commands work directly on the
-store under ``--root`` (``$SAMPAN_ROOT``, default /var/lib/sampan).
+The container commands (container.py) are clients of ``sampan daemon`` at
+``-H`` (``$SAMPAN_HOST``, default unix:///run/sampan/sampan.sock); the image
+commands still work directly on the store under ``--root`` (``$SAMPAN_ROOT``,
+default /var/lib/sampan).
 Errors print ``Error: ...`` on one line to stderr and exit 1, as docker does.
 """
 
@@ -22,9 +24,11 @@ if TYPE_CHECKING:
     from sampan.image.store import ImageStore
 
 DEFAULT_ROOT = "/var/lib/sampan"
+DEFAULT_HOST = "unix:///run/sampan/sampan.sock"
 
 GLOBAL_FLAGS = [
     Flag("--root", "str", "sampan's data directory ($SAMPAN_ROOT)"),
+    Flag("--host,-H", "str", f"daemon socket to connect to ($SAMPAN_HOST, {DEFAULT_HOST})"),
     Flag("--config", "str", "location of client config files (default ~/.docker)"),
     Flag("--debug,-D", "bool", "enable debug output"),
     Flag("--version,-v", "bool", "print version information and quit"),
@@ -34,7 +38,7 @@ GLOBAL_FLAGS = [
 # command -> (module, function, one-line help); "image X" maps to these too.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "images": ("sampan.cli.image", "cmd_images", "List images"),
-    "inspect": ("sampan.cli.image", "cmd_inspect", "Return low-level information on images"),
+    "inspect": ("sampan.cli.container", "cmd_inspect", "Return low-level information on objects"),
     "history": ("sampan.cli.image", "cmd_history", "Show the history of an image"),
     "tag": ("sampan.cli.image", "cmd_tag", "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"),
     "rmi": ("sampan.cli.image", "cmd_rmi", "Remove one or more images"),
@@ -45,6 +49,15 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "save": ("sampan.cli.archive", "cmd_save", "Save one or more images to a tar archive"),
     "load": ("sampan.cli.archive", "cmd_load", "Load an image from a tar archive or STDIN"),
     "import": ("sampan.cli.archive", "cmd_import", "Import a rootfs tarball to create an image"),
+    "run": ("sampan.cli.container", "cmd_run", "Create and run a new container from an image"),
+    "create": ("sampan.cli.container", "cmd_create", "Create a new container"),
+    "start": ("sampan.cli.container", "cmd_start", "Start one or more stopped containers"),
+    "ps": ("sampan.cli.container", "cmd_ps", "List containers"),
+    "logs": ("sampan.cli.container", "cmd_logs", "Fetch the logs of a container"),
+    "stop": ("sampan.cli.container", "cmd_stop", "Stop one or more running containers"),
+    "kill": ("sampan.cli.container", "cmd_kill", "Kill one or more running containers"),
+    "rm": ("sampan.cli.container", "cmd_rm", "Remove one or more containers"),
+    "wait": ("sampan.cli.container", "cmd_wait", "Block until containers stop, print exit codes"),
     "version": ("sampan.cli.main", "cmd_version", "Show the sampan version information"),
     "daemon": ("sampan.cli.daemon", "cmd_daemon", "Run the sampan engine daemon"),
 }
@@ -52,7 +65,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 IMAGE_COMMANDS: dict[str, tuple[str, str, str]] = {
     "ls": COMMANDS["images"],
     "list": COMMANDS["images"],
-    "inspect": COMMANDS["inspect"],
+    "inspect": ("sampan.cli.image", "cmd_inspect", "Display detailed information on images"),
     "history": COMMANDS["history"],
     "tag": COMMANDS["tag"],
     "rm": COMMANDS["rmi"],
@@ -70,7 +83,23 @@ SYSTEM_COMMANDS: dict[str, tuple[str, str, str]] = {
     "df": ("sampan.cli.image", "cmd_system_df", "Show sampan disk usage"),
 }
 
-GROUPS = {"image": IMAGE_COMMANDS, "system": SYSTEM_COMMANDS}
+CONTAINER_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "ls": COMMANDS["ps"],
+    "list": COMMANDS["ps"],
+    "ps": COMMANDS["ps"],
+    "run": COMMANDS["run"],
+    "create": COMMANDS["create"],
+    "start": COMMANDS["start"],
+    "logs": COMMANDS["logs"],
+    "stop": COMMANDS["stop"],
+    "kill": COMMANDS["kill"],
+    "rm": COMMANDS["rm"],
+    "remove": COMMANDS["rm"],
+    "wait": COMMANDS["wait"],
+    "inspect": ("sampan.cli.container", "cmd_container_inspect", "Inspect containers"),
+}
+
+GROUPS = {"image": IMAGE_COMMANDS, "container": CONTAINER_COMMANDS, "system": SYSTEM_COMMANDS}
 
 
 class Usage(Exception):
@@ -80,8 +109,11 @@ class Usage(Exception):
 class Context:
     """What every command gets: the global options and a lazily opened store."""
 
-    def __init__(self, root: str, config_dir: str | None, debug: bool) -> None:
+    def __init__(
+        self, root: str, config_dir: str | None, debug: bool, host: str = DEFAULT_HOST
+    ) -> None:
         self.root = root
+        self.host = host
         self.config_dir = config_dir
         self.debug = debug
         self._store: ImageStore | None = None
@@ -110,7 +142,8 @@ def _help() -> str:
     lines = ["Usage:  sampan [OPTIONS] COMMAND", "", "Commands:"]
     lines += [f"  {name:<10}{spec[2]}" for name, spec in COMMANDS.items()]
     lines += ["", "Management Commands:"]
-    lines += ["  image     Manage images", "  system    Manage sampan", "", "Global Options:"]
+    lines += ["  container Manage containers", "  image     Manage images"]
+    lines += ["  system    Manage sampan", "", "Global Options:"]
     lines.append(usage(GLOBAL_FLAGS))
     return "\n".join(lines)
 
@@ -153,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Error: {describe(exc)}\nSee 'sampan --help'.", file=sys.stderr)
         return 1
     root = opts["root"] or os.environ.get("SAMPAN_ROOT") or DEFAULT_ROOT
-    ctx = Context(root, opts["config"], bool(opts["debug"]))
+    host = opts["host"] or os.environ.get("SAMPAN_HOST") or DEFAULT_HOST
+    ctx = Context(root, opts["config"], bool(opts["debug"]), host)
     import importlib
 
     handler = getattr(importlib.import_module(module_name), function)

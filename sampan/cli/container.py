@@ -1,0 +1,675 @@
+"""The container commands: run, create, start, ps, logs, stop, kill, rm, wait, inspect.
+
+Each is a client of ``sampan daemon`` (sampan/api/client.py, at ``-H`` or
+$SAMPAN_HOST) and prints what docker prints: the same columns, messages
+and exit codes.  ``run`` is docker's sequence: create (a missing image is
+pulled through the daemon), attach (before start, so no output is lost),
+wait (registered before start, so the exit is never missed), start, copy
+the multiplexed stream to stdout/stderr, exit with the container's code.
+
+Exit codes of run/create, as docker's CLI: 125 when the daemon refuses
+(a bad flag or value, a name in use, a missing image), 126 when the
+command cannot be invoked, 127 when it is not found -- read from the
+daemon's start error as the docker CLI reads it -- else the container's.
+
+Flags sampan does not implement yet are refused by name, never ignored.
+Nothing slow is imported on the way to ``ps`` (no http.client, no image store).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from sampan.api.client import ApiError, Client, DaemonUnreachable, demux, quote
+from sampan.cli.args import Flag, parse
+from sampan.cli.main import Context, Usage
+from sampan.errors import InvalidArgument, SampanError, Unsupported, describe
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from typing import Any
+
+__all__ = [
+    "cmd_container_inspect",
+    "cmd_create",
+    "cmd_inspect",
+    "cmd_kill",
+    "cmd_logs",
+    "cmd_ps",
+    "cmd_rm",
+    "cmd_run",
+    "cmd_start",
+    "cmd_stop",
+    "cmd_wait",
+    "exit_code_of_start_error",
+]
+
+HELP = Flag("--help", "bool", "show help")
+
+
+def _client(ctx: Context) -> Client:
+    return Client(ctx.host)
+
+
+def _err(line: str) -> None:
+    sys.stdout.flush()
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _daemon_errors(run: Callable[[], int], prefix: str = "", failure: int = 1) -> int:
+    """RUN(); the daemon's refusals and its absence printed as docker prints them."""
+    try:
+        return run()
+    except DaemonUnreachable as exc:
+        _err(f"{prefix}{exc}")
+    except ApiError as exc:
+        _err(f"{prefix}Error response from daemon: {exc.message}")
+    return failure
+
+
+def _each(args: list[str], act: Callable[[str], str | None]) -> int:
+    """ACT on every argument (docker's stop/kill/rm/wait): print what it returns, report
+    each failure, exit 1 if any failed.  An absent daemon ends it at once."""
+    failed = False
+    for name in args:
+        try:
+            out = act(name)
+        except ApiError as exc:
+            _err(f"Error response from daemon: {exc.message}")
+            failed = True
+            continue
+        if out is not None:
+            sys.stdout.write(out + "\n")
+            sys.stdout.flush()
+    return 1 if failed else 0
+
+
+# -- run and create ----------------------------------------------------------------------
+
+CREATE_FLAGS = [
+    Flag("--rm", "bool", "automatically remove the container when it exits"),
+    Flag("--name", "str", "assign a name to the container"),
+    Flag("--env,-e", "list", "set environment variables"),
+    Flag("--env-file", "list", "read in a file of environment variables"),
+    Flag("--workdir,-w", "str", "working directory inside the container"),
+    Flag("--user,-u", "str", "username or UID (format: <name|uid>[:<group|gid>])"),
+    Flag("--entrypoint", "str", "overwrite the default ENTRYPOINT of the image"),
+    Flag("--hostname,-h", "str", "container host name"),
+    Flag("--label,-l", "list", "set meta data on a container"),
+    Flag("--network,--net", "str", "connect a container to a network (none, host, default)"),
+    Flag("--read-only", "bool", "mount the container's root filesystem as read only"),
+    Flag("--interactive,-i", "bool", "keep STDIN open (not supported yet)"),
+    Flag("--tty,-t", "bool", "allocate a pseudo-TTY (not supported yet)"),
+    HELP,
+]
+RUN_FLAGS = [Flag("--detach,-d", "bool", "run container in background and print its ID")]
+RUN_FLAGS += CREATE_FLAGS
+
+# docker's other run/create flags: known, refused by name until the engine has them.
+_LATER_VALUE = ("--volume,-v", "--mount", "--publish,-p", "--tmpfs", "--memory,-m",
+                "--memory-swap", "--cpus", "--cpu-shares,-c", "--cpuset-cpus", "--pids-limit",
+                "--ulimit", "--cap-add", "--cap-drop", "--security-opt", "--device", "--restart",
+                "--stop-signal", "--stop-timeout", "--health-cmd", "--volumes-from", "--pull",
+                "--platform", "--add-host", "--dns", "--expose", "--label-file", "--log-driver",
+                "--log-opt", "--attach,-a", "--cidfile", "--detach-keys", "--ipc", "--pid",
+                "--userns", "--uts", "--shm-size", "--sysctl", "--group-add", "--gpus",
+                "--runtime", "--cgroupns", "--cgroup-parent", "--link", "--ip", "--mac-address",
+                "--network-alias", "--isolation", "--storage-opt")  # fmt: skip
+_LATER_BOOL = ("--privileged", "--init", "--publish-all,-P", "--no-healthcheck",
+               "--oom-kill-disable", "--quiet,-q", "--disable-content-trust")  # fmt: skip
+_LATER = [Flag(n, "list") for n in _LATER_VALUE] + [Flag(n, "bool") for n in _LATER_BOOL]
+
+
+def _refuse_later(opts: dict[str, Any]) -> None:
+    for flag in _LATER:
+        if opts[flag.dest]:
+            raise Unsupported(f"{flag.names[0]} is not supported by sampan yet")
+    if opts["interactive"] or opts["tty"]:
+        raise Unsupported("-i/-t (interactive containers and TTYs) are not supported yet")
+
+
+def _env_entry(text: str) -> str | None:
+    """docker's -e: NAME=VALUE as is; a bare NAME takes the caller's value, or is dropped."""
+    if "=" in text:
+        if text.startswith("="):
+            raise InvalidArgument(f"invalid environment variable: {text}")
+        return text
+    if not text.strip():
+        raise InvalidArgument("invalid environment variable: (empty)")
+    value = os.environ.get(text)
+    return None if value is None else f"{text}={value}"
+
+
+def _env(opts: dict[str, Any]) -> list[str]:
+    entries: list[str] = []
+    for path in opts["env_file"]:
+        try:
+            with open(path, encoding="utf-8") as f:
+                lines = f.read().splitlines()
+        except OSError as exc:
+            raise InvalidArgument(f"--env-file {path}: {describe(exc)}") from None
+        for line in lines:
+            line = line.lstrip()
+            if line and not line.startswith("#"):
+                entries.append(line)
+    entries += opts["env"]
+    return [e for e in (_env_entry(t) for t in entries) if e is not None]
+
+
+def create_body(opts: dict[str, Any], image: str, command: list[str]) -> dict[str, Any]:
+    """The /containers/create request for run/create's flags (docker's CLI's shape)."""
+    labels: dict[str, str] = {}
+    for label in opts["label"]:
+        key, _, value = label.partition("=")
+        if not key:
+            raise InvalidArgument(f"invalid label: {label!r}")
+        labels[key] = value
+    network = opts["network"] or "default"
+    if network not in ("default", "none", "host"):
+        raise Unsupported(f"network mode {network} is not supported yet (none, host, default)")
+    attach = not opts.get("detach")
+    body: dict[str, Any] = {
+        "Image": image,
+        "Cmd": command or None,
+        "Env": _env(opts),
+        "Labels": labels,
+        "WorkingDir": opts["workdir"] or "",
+        "User": opts["user"] or "",
+        "Hostname": opts["hostname"] or "",
+        "AttachStdin": False,
+        "AttachStdout": attach,
+        "AttachStderr": attach,
+        "Tty": False,
+        "OpenStdin": False,
+        "HostConfig": {
+            "AutoRemove": bool(opts["rm"]),
+            "NetworkMode": network,
+            "ReadonlyRootfs": bool(opts["read_only"]),
+        },
+    }
+    if opts["entrypoint"] is not None:
+        body["Entrypoint"] = [opts["entrypoint"]]  # [""]: the image's is reset, as docker
+    return body
+
+
+def _pull(client: Client, image: str) -> None:
+    """Pull IMAGE through the daemon, its progress on stderr (docker's short form)."""
+    name, tag = image, ""
+    if "@" not in image:
+        slash = image.rfind("/")
+        colon = image.rfind(":")
+        if colon > slash:
+            name, tag = image[:colon], image[colon + 1 :]
+    from sampan import _json
+
+    response = client.request("POST", "/images/create", {"fromImage": name, "tag": tag or None})
+    for line in response.lines():
+        try:
+            doc = _json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(doc, dict):
+            continue
+        if doc.get("error"):
+            raise ApiError(500, str(doc["error"]))
+        status = doc.get("status")
+        if status and not doc.get("progressDetail"):
+            _err(f"{doc['id']}: {status}" if doc.get("id") else str(status))
+
+
+def _create(client: Client, opts: dict[str, Any], args: list[str]) -> str:
+    image, command = args[0], args[1:]
+    body = create_body(opts, image, command)
+    query = {"name": opts["name"]} if opts["name"] else None
+    try:
+        doc = client.json("POST", "/containers/create", query, body)
+    except ApiError as exc:
+        if exc.status != 404 or not exc.message.startswith("No such image: "):
+            raise
+        _err(f"Unable to find image '{exc.message.removeprefix('No such image: ')}' locally")
+        _pull(client, image)
+        doc = client.json("POST", "/containers/create", query, body)
+    for warning in doc.get("Warnings") or []:
+        _err(f"WARNING: {warning}")
+    return str(doc["Id"])
+
+
+def exit_code_of_start_error(message: str) -> int:
+    """docker's CLI's reading of a failed start: 127 not found, 126 cannot invoke, else 125."""
+    if "executable file not found" in message or "no such file or directory" in message:
+        return 127
+    if "permission denied" in message or "is a directory" in message:
+        return 126
+    return 125
+
+
+def _start_attached(client: Client, cid: str, condition: str) -> int:
+    """Attach, register the wait, start; copy the output; the container's exit code."""
+    query = {"stream": "1", "stdout": "1", "stderr": "1"}
+    attach = client.hijack(f"/containers/{cid}/attach", query)
+    try:
+        waiter = client.request("POST", f"/containers/{cid}/wait", {"condition": condition})
+        try:
+            _start(client, cid)
+            for stream, data in demux(attach.chunks()):
+                _write_all(2 if stream == 2 else 1, data)
+            doc = waiter.json() or {}
+        finally:
+            waiter.close()
+    finally:
+        attach.close()
+    error = (doc.get("Error") or {}).get("Message")
+    if error:
+        _err(f"sampan: {error}")
+    return int(doc.get("StatusCode", 255))
+
+
+def _parse_create(
+    flags: list[Flag], argv: list[str], command: str
+) -> tuple[dict[str, Any], list[str]]:
+    opts, args = parse(flags + _LATER, argv)
+    if opts["help"]:
+        return opts, args
+    if not args:
+        raise Usage(f'"sampan {command}" requires at least 1 argument')
+    _refuse_later(opts)
+    return opts, args
+
+
+def _usage_error(command: str, exc: BaseException) -> int:
+    _err(f"sampan: {describe(exc)}\nSee 'sampan {command} --help'.")
+    return 125
+
+
+def cmd_run(ctx: Context, argv: list[str]) -> int:
+    try:
+        opts, args = _parse_create(RUN_FLAGS, argv, "run")
+    except (SampanError, Usage) as exc:
+        return _usage_error("run", exc)
+    if opts["help"]:
+        print("Usage:  sampan run [OPTIONS] IMAGE [COMMAND] [ARG...]")
+        return 0
+    client = _client(ctx)
+
+    def run() -> int:
+        try:
+            cid = _create(client, opts, args)
+        except (InvalidArgument, Unsupported) as exc:
+            return _usage_error("run", exc)
+        try:
+            if not opts["detach"]:
+                return _start_attached(client, cid, "removed" if opts["rm"] else "next-exit")
+            _start(client, cid)
+        except _StartFailed as exc:
+            _err(f"sampan: Error response from daemon: {exc.message}")
+            return exit_code_of_start_error(exc.message)
+        print(cid)
+        return 0
+
+    return _daemon_errors(run, prefix="sampan: ", failure=125)
+
+
+class _StartFailed(ApiError):
+    """The daemon refused to start the container (exit 125/126/127 by the message)."""
+
+
+def _start(client: Client, cid: str) -> None:
+    try:
+        client.request("POST", f"/containers/{cid}/start")
+    except ApiError as exc:
+        raise _StartFailed(exc.status, exc.message) from None
+
+
+def cmd_create(ctx: Context, argv: list[str]) -> int:
+    try:
+        opts, args = _parse_create(CREATE_FLAGS, argv, "create")
+    except (SampanError, Usage) as exc:
+        return _usage_error("create", exc)
+    if opts["help"]:
+        print("Usage:  sampan create [OPTIONS] IMAGE [COMMAND] [ARG...]")
+        return 0
+    client = _client(ctx)
+
+    def create() -> int:
+        print(_create(client, opts, args))
+        return 0
+
+    return _daemon_errors(create)
+
+
+# -- start, stop, kill, rm, wait -----------------------------------------------------------
+
+
+def _simple(argv: list[str], flags: list[Flag], command: str, usage: str) -> dict[str, Any]:
+    opts, args = parse([*flags, HELP], argv, stop_at_positional=False)
+    if opts["help"]:
+        print(f"Usage:  sampan {command} {usage}")
+        raise SystemExit(0)
+    if not args:
+        raise Usage(f'"sampan {command}" requires at least 1 argument')
+    opts["args"] = args
+    return opts  # type: ignore[no-any-return]
+
+
+def cmd_start(ctx: Context, argv: list[str]) -> int:
+    flags = [Flag("--attach,-a", "bool", "attach STDOUT/STDERR"),
+             Flag("--interactive,-i", "bool", "attach STDIN (not supported yet)")]  # fmt: skip
+    opts = _simple(argv, flags, "start", "[OPTIONS] CONTAINER [CONTAINER...]")
+    if opts["interactive"]:
+        raise Unsupported("start -i (attaching stdin) is not supported yet")
+    client = _client(ctx)
+    names: list[str] = opts["args"]
+    if opts["attach"]:
+        if len(names) != 1:
+            raise Usage("you cannot start and attach multiple containers at once")
+
+        def attached() -> int:
+            try:
+                return _start_attached(client, quote(names[0]), "next-exit")
+            except _StartFailed as exc:
+                _err(f"Error response from daemon: {exc.message}")
+                return exit_code_of_start_error(exc.message)
+
+        return _daemon_errors(attached)
+
+    def start(name: str) -> str:
+        client.request("POST", f"/containers/{quote(name)}/start")
+        return name
+
+    return _daemon_errors(lambda: _each(names, start))
+
+
+def cmd_stop(ctx: Context, argv: list[str]) -> int:
+    flags = [Flag("--time,-t", "int", "seconds to wait before killing the container"),
+             Flag("--signal,-s", "str", "signal to send to the container")]  # fmt: skip
+    opts = _simple(argv, flags, "stop", "[OPTIONS] CONTAINER [CONTAINER...]")
+    client = _client(ctx)
+    query = {"t": opts["time"], "signal": opts["signal"]}
+
+    def stop(name: str) -> str:
+        client.request("POST", f"/containers/{quote(name)}/stop", query).read()
+        return name
+
+    return _daemon_errors(lambda: _each(opts["args"], stop))
+
+
+def cmd_kill(ctx: Context, argv: list[str]) -> int:
+    flags = [Flag("--signal,-s", "str", "signal to send to the container (default KILL)")]
+    opts = _simple(argv, flags, "kill", "[OPTIONS] CONTAINER [CONTAINER...]")
+    client = _client(ctx)
+
+    def kill(name: str) -> str:
+        client.request("POST", f"/containers/{quote(name)}/kill", {"signal": opts["signal"]})
+        return name
+
+    return _daemon_errors(lambda: _each(opts["args"], kill))
+
+
+def cmd_rm(ctx: Context, argv: list[str]) -> int:
+    flags = [Flag("--force,-f", "bool", "force the removal of a running container"),
+             Flag("--volumes,-v", "bool", "remove anonymous volumes of the container")]  # fmt: skip
+    opts = _simple(argv, flags, "rm", "[OPTIONS] CONTAINER [CONTAINER...]")
+    client = _client(ctx)
+    query = {"force": opts["force"], "v": opts["volumes"]}
+
+    def rm(name: str) -> str:
+        client.request("DELETE", f"/containers/{quote(name)}", query).read()
+        return name
+
+    return _daemon_errors(lambda: _each(opts["args"], rm))
+
+
+def cmd_wait(ctx: Context, argv: list[str]) -> int:
+    opts = _simple(argv, [], "wait", "CONTAINER [CONTAINER...]")
+    client = _client(ctx)
+
+    def wait(name: str) -> str:
+        doc = client.json("POST", f"/containers/{quote(name)}/wait") or {}
+        return str(doc.get("StatusCode", ""))
+
+    return _daemon_errors(lambda: _each(opts["args"], wait))
+
+
+# -- logs ------------------------------------------------------------------------------
+
+
+def _since(text: str | None, now: float) -> str | None:
+    """docker's --since/--until: a unix time, or a duration before now (10m, 1h30m, 45s)."""
+    if not text:
+        return None
+    try:
+        return str(float(text))
+    except ValueError:
+        pass
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    total, number, i = 0.0, "", 0
+    while i < len(text):
+        ch = text[i]
+        if ch.isdigit() or ch == ".":
+            number += ch
+            i += 1
+            continue
+        unit = "ms" if text.startswith("ms", i) else ch
+        if unit not in units or not number:
+            raise InvalidArgument(f"invalid value for time: {text!r} (a unix time or 10m, 1h)")
+        total += float(number) * units[unit]
+        number, i = "", i + len(unit)
+    if number:
+        raise InvalidArgument(f"invalid value for time: {text!r}: missing unit in duration")
+    return str(now - total)
+
+
+def cmd_logs(ctx: Context, argv: list[str]) -> int:
+    flags = [Flag("--follow,-f", "bool", "follow log output"),
+             Flag("--tail,-n", "str", "number of lines to show from the end (default all)"),
+             Flag("--timestamps,-t", "bool", "show timestamps"),
+             Flag("--since", "str", "show logs since a unix time or a relative duration (10m)"),
+             Flag("--until", "str", "show logs before a unix time or a duration ago")]  # fmt: skip
+    opts = _simple(argv, flags, "logs", "[OPTIONS] CONTAINER")
+    if len(opts["args"]) != 1:
+        raise Usage('"sampan logs" requires exactly 1 argument')
+    now = time.time()
+    query = {"stdout": True, "stderr": True, "follow": opts["follow"], "tail": opts["tail"],
+             "timestamps": opts["timestamps"], "since": _since(opts["since"], now),
+             "until": _since(opts["until"], now)}  # fmt: skip
+    client = _client(ctx)
+
+    def logs() -> int:
+        response = client.request("GET", f"/containers/{quote(opts['args'][0])}/logs", query)
+        try:
+            for stream, data in demux(response.chunks()):
+                _write_all(2 if stream == 2 else 1, data)
+        finally:
+            response.close()
+        return 0
+
+    return _daemon_errors(logs)
+
+
+# -- ps --------------------------------------------------------------------------------
+
+PS_FLAGS = [
+    Flag("--all,-a", "bool", "show all containers (default shows just running)"),
+    Flag("--quiet,-q", "bool", "only display container IDs"),
+    Flag("--no-trunc", "bool", "don't truncate output"),
+    Flag("--filter,-f", "list", "filter output based on conditions provided"),
+    Flag("--format", "str", "format output using a custom template"),
+    Flag("--last,-n", "int", "show n last created containers (includes all states)"),
+    Flag("--latest,-l", "bool", "show the latest created container (includes all states)"),
+    HELP,
+]
+PS_TABLE = ("table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t"
+            "{{.Ports}}\t{{.Names}}")  # fmt: skip
+
+
+def _go_quote(text: str) -> str:
+    """Go's strconv.Quote for the printable text of a command line."""
+    out = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+    return f'"{out}"'
+
+
+def _ellipsis(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def ps_row(c: dict[str, Any], now: float, trunc: bool) -> dict[str, Any]:
+    """One /containers/json entry as docker's ps formatter shows it."""
+    from sampan.cli.format import human_duration_ago
+
+    created = float(c.get("Created") or 0)
+    names = [n.removeprefix("/") for n in c.get("Names") or []]
+    if trunc:
+        names = [n for n in names if "/" not in n]
+    command = str(c.get("Command", ""))
+    labels = c.get("Labels") or {}
+    networks = (c.get("NetworkSettings") or {}).get("Networks") or {}
+    return {
+        "ID": c["Id"][:12] if trunc else c["Id"],
+        "Image": c.get("Image", ""),
+        "Command": _go_quote(_ellipsis(command, 20) if trunc else command),
+        "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(created)),
+        "RunningFor": human_duration_ago(now - created),
+        "Status": c.get("Status", ""),
+        "State": c.get("State", ""),
+        "Ports": "",
+        "Names": ",".join(names),
+        "Labels": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
+        "Size": "0B",
+        "Mounts": "",
+        "Networks": ",".join(sorted(networks))
+        or (c.get("HostConfig") or {}).get("NetworkMode", ""),
+        "LocalVolumes": "0",
+    }
+
+
+def _filters(specs: Iterable[str]) -> str | None:
+    wanted: dict[str, list[str]] = {}
+    for spec in specs:
+        key, eq, value = spec.partition("=")
+        if not eq:
+            raise InvalidArgument(f"bad format of filter (expected name=value): {spec}")
+        wanted.setdefault(key, []).append(value)
+    if not wanted:
+        return None
+    from sampan import _json
+
+    return _json.dumps(wanted)
+
+
+def cmd_ps(ctx: Context, argv: list[str]) -> int:
+    opts, args = parse(PS_FLAGS, argv, stop_at_positional=False)
+    if opts["help"]:
+        print("Usage:  sampan ps [OPTIONS]")
+        return 0
+    if args:
+        raise Usage('"sampan ps" accepts no arguments')
+    last = 1 if opts["latest"] else opts["last"] if opts["last"] is not None else -1
+    query = {"all": opts["all"] or last > 0, "limit": last if last > 0 else None,
+             "filters": _filters(opts["filter"])}  # fmt: skip
+    client = _client(ctx)
+
+    def ps() -> int:
+        found = client.json("GET", "/containers/json", query) or []
+        now = time.time()
+        trunc = not opts["no_trunc"]
+        if opts["quiet"] and not opts["format"]:
+            ids = (c["Id"][:12] if trunc else c["Id"] for c in found)
+            sys.stdout.write("".join(f"{cid}\n" for cid in ids))
+            return 0
+        from sampan.cli.format import CONTAINER_HEADERS, render
+
+        rows = [ps_row(c, now, trunc) for c in found]
+        spec = opts["format"] or PS_TABLE
+        sys.stdout.write(render(spec, rows, CONTAINER_HEADERS, default_table=PS_TABLE))
+        return 0
+
+    return _daemon_errors(ps)
+
+
+# -- inspect ---------------------------------------------------------------------------
+
+INSPECT_FLAGS = [
+    Flag("--format,-f", "str", "format output using a custom template"),
+    Flag("--type", "str", "only inspect objects of the given type (container, image)"),
+    Flag("--size,-s", "bool", "display total file sizes (not supported yet for containers)"),
+    HELP,
+]
+
+
+def _print_docs(docs: list[Any], template: str | None) -> None:
+    if template:
+        from sampan.cli.format import render
+
+        sys.stdout.write(render(template, docs, mode="inspect"))
+    else:
+        from sampan import _json
+
+        sys.stdout.write(_json.dumps(docs, indent=4) + "\n")
+    sys.stdout.flush()
+
+
+def cmd_container_inspect(ctx: Context, argv: list[str]) -> int:
+    flags = [f for f in INSPECT_FLAGS if f.dest != "type"]
+    opts = _simple(argv, flags[:1] + flags[2:], "container inspect", "[OPTIONS] CONTAINER...")
+    client = _client(ctx)
+    docs: list[Any] = []
+
+    def inspect(name: str) -> None:
+        docs.append(client.json("GET", f"/containers/{quote(name)}/json"))
+
+    code = _daemon_errors(lambda: _each(opts["args"], inspect))
+    _print_docs(docs, opts["format"])
+    return code
+
+
+def cmd_inspect(ctx: Context, argv: list[str]) -> int:
+    """``sampan inspect NAME...``: a container (through the daemon) or else a local image."""
+    opts, args = parse(INSPECT_FLAGS, argv, stop_at_positional=False)
+    if opts["help"]:
+        print("Usage:  sampan inspect [OPTIONS] NAME|ID [NAME|ID...]")
+        return 0
+    if not args:
+        raise Usage('"inspect" requires at least 1 argument')
+    kind = opts["type"]
+    if kind not in (None, "container", "image"):
+        raise InvalidArgument(f'"{kind}" is not a valid value for --type')
+    client = _client(ctx)
+    docs: list[Any] = []
+    missing: list[str] = []
+    daemon_up = kind != "image"
+    for name in args:
+        if daemon_up:
+            try:
+                docs.append(client.json("GET", f"/containers/{quote(name)}/json"))
+                continue
+            except DaemonUnreachable:
+                if kind == "container":
+                    raise
+                daemon_up = False
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise
+        if kind == "container":
+            missing.append(name)
+            continue
+        from sampan.engine.images import image_inspect
+        from sampan.errors import NotFound
+
+        try:
+            docs.append(image_inspect(ctx.store, ctx.store.resolve(name)))
+        except NotFound:
+            missing.append(name)
+    _print_docs(docs, opts["format"])
+    for name in missing:
+        _err(f"Error: No such {kind or 'object'}: {name}")
+    return 1 if missing else 0
