@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # demo.sh — make an OCI bundle from busybox and run it with sampan-runtime;
-# then bootstrap the busybox image into the store and list it.
+# then bootstrap the busybox image into the store and list it; then start
+# `sampan daemon` (unless it runs) and run the image through it with `sampan run`.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 bundle=${SAMPAN_DEMO_BUNDLE:-/var/tmp/sampan-demo}
@@ -25,3 +26,22 @@ echo "+ sampan image bootstrap busybox"
 sampan image bootstrap busybox
 echo "+ sampan images"
 sampan images
+# The engine: `sampan daemon` serves the Docker Engine API on /run/sampan/sampan.sock
+# (started here in its own session unless one already answers), and `sampan run`
+# is its client: create, attach, start, wait -- the same store the bootstrap wrote.
+sock=/run/sampan/sampan.sock
+if ! sampan -H "unix://$sock" ps -q >/dev/null 2>&1; then
+  echo "+ sampan daemon (in the background, log: /var/log/sampan-daemon.log)"
+  setsid sampan daemon -H "unix://$sock" </dev/null >>/var/log/sampan-daemon.log 2>&1 &
+  deadline=$((SECONDS + 20))
+  until sampan -H "unix://$sock" ps -q >/dev/null 2>&1; do
+    if ((SECONDS >= deadline)); then
+      echo "sampan daemon is not answering on $sock; the end of its log:" >&2
+      tail -n 20 /var/log/sampan-daemon.log >&2
+      exit 1
+    fi
+    sleep 0.05
+  done
+fi
+echo "+ sampan run --rm busybox echo hello from a sampan container"
+sampan run --rm busybox echo hello from a sampan container
