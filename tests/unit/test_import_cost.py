@@ -56,3 +56,12 @@ def test_listing_images_imports_no_slow_modules() -> None:
                          "sampan.image.layertar", "sampan.image.registry"}  # fmt: skip
     slow = sorted(never.intersection(names))
     assert slow == [], f"sampan images imports {slow}"
+
+
+def test_container_commands_import_no_slow_modules() -> None:
+    """``sampan ps``/``run`` talk to the daemon: no image store, no http.client."""
+    names = imported_modules("sampan.cli.main", "sampan.cli.container", "sampan.api.client")
+    assert "sampan.api.client" in names
+    never = FORBIDDEN | {"http.client", "sqlite3", "sampan.image.store", "hashlib"}
+    slow = sorted(never.intersection(names))
+    assert slow == [], f"the container commands import {slow}"
