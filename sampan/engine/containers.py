@@ -37,6 +37,7 @@ import time
 from sampan import _json
 from sampan.engine import spec
 from sampan.errors import Conflict, InvalidArgument, NotFound, SampanError, describe
+from sampan.units import human_duration
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 
     from sampan.engine.daemon import Engine
 
-__all__ = ["Container", "ContainerService", "NotModified", "human_duration", "parse_signal"]
+__all__ = ["Container", "ContainerService", "NotModified", "parse_signal"]
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 MONITOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "monitor.py")
@@ -79,34 +80,6 @@ def parse_signal(text: str) -> int:
     if name in _SIGNALS:
         return _SIGNALS[name]
     raise InvalidArgument(f"invalid signal: {text}")
-
-
-def human_duration(seconds: float) -> str:
-    """docker's units.HumanDuration ("Less than a second", "3 seconds", "About an hour")."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    minutes = s // 60
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = round(s / 3600)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{hours // 24 // 365} years"
 
 
 def _rfc3339(epoch: float) -> str:

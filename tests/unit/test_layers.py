@@ -16,6 +16,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2] / "sampan"
 RANK = {
     "errors": 0,
     "_json": 0,
+    "units": 0,
     "oci": 1,
     "linux": 2,
     "cgroups": 3,

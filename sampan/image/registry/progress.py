@@ -20,6 +20,8 @@ import threading
 import time
 from typing import TextIO
 
+from sampan import units
+
 __all__ = [
     "PlainProgress",
     "Progress",
@@ -34,13 +36,8 @@ REDRAW_INTERVAL = 0.1  # seconds between redraws of one layer's byte count
 
 
 def human_size(size: float) -> str:
-    """go-units' HumanSize: decimal units, four significant digits ("1.049MB")."""
-    units = ("B", "kB", "MB", "GB", "TB", "PB")
-    i = 0
-    while size >= 1000 and i < len(units) - 1:
-        size /= 1000.0
-        i += 1
-    return f"{size:.4g}{units[i]}"
+    """go-units' HumanSize (four significant digits, "1.049MB"), as docker's bar shows it."""
+    return units.human_size(size, 4)
 
 
 def progress_bar(current: int, total: int | None) -> str:
