@@ -64,6 +64,7 @@ bench: install
 	$(PY) bench/images_list.py
 	$(PY) bench/pull.py
 	$(PY) bench/daemon_pull.py
+	$(PY) bench/container_run.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
