@@ -1,10 +1,14 @@
-"""go-units' human-readable sizes and durations, as docker prints them.
+"""How docker prints sizes, durations and times.
 
+go-units' human-readable sizes and durations, and Go's RFC 3339 times.
 Below every layer that prints them: the CLI's tables, the engine's
-container Status ("Up 5 minutes"), a pull's progress bar.
+container Status ("Up 5 minutes") and timestamps, the runtime's state,
+a pull's progress bar.
 """
 
 from __future__ import annotations
+
+import time
 
 _DECIMAL_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
 
@@ -54,3 +58,33 @@ def human_duration(seconds: float) -> str:
 def _round_half_away(x: float) -> int:
     """Go's math.Round (halves away from zero; Python's round() goes to even)."""
     return int(x + 0.5) if x >= 0 else -int(-x + 0.5)
+
+
+def rfc3339(ns: int, *, trim: bool = True) -> str:
+    """A UTC time in nanoseconds as Go's RFC3339Nano (``2024-05-01T10:00:00.1234Z``).
+
+    ``trim=False`` keeps all nine fraction digits (the runtime's state and
+    the daemon's clock have always been written that way).
+    """
+    seconds, frac = divmod(ns, 1_000_000_000)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    digits = f"{frac:09d}".rstrip("0") if trim else f"{frac:09d}"
+    return f"{stamp}.{digits}Z" if digits else f"{stamp}Z"
+
+
+def parse_rfc3339(text: str) -> float:
+    """RFC 3339 (with nanoseconds, as Go writes it) to seconds; 0 when absent or malformed."""
+    if not text:
+        return 0.0
+    import datetime  # only where a time is read back
+
+    text = text.replace("Z", "+00:00")
+    head, dot, rest = text.partition(".")
+    if dot:  # Python parses at most microseconds
+        digits = "".join(c for c in rest if c.isdigit())
+        zone = rest[len(digits) :]
+        text = f"{head}.{digits[:6]}{zone}"
+    try:
+        return datetime.datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return 0.0

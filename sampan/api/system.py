@@ -15,6 +15,7 @@ import time
 
 from sampan.api.errors import BadRequest
 from sampan.api.router import API_VERSION, MIN_API_VERSION
+from sampan.units import rfc3339
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -120,12 +121,6 @@ def _open_fds() -> int:
         return 0
 
 
-def _rfc3339_now() -> str:
-    now = time.time()
-    frac = f"{now % 1:.9f}"[1:]
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + frac + "Z"
-
-
 def info(request: Request) -> None:
     engine = request.engine
     store = engine.store()
@@ -174,7 +169,7 @@ def info(request: Request) -> None:
         "Debug": config.debug,
         "NFd": _open_fds(),
         "NGoroutines": threading.active_count(),
-        "SystemTime": _rfc3339_now(),
+        "SystemTime": rfc3339(time.time_ns(), trim=False),
         "LoggingDriver": "json-file",
         "CgroupDriver": "cgroupfs",
         "CgroupVersion": "2" if v2 else "1",

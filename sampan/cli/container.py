@@ -607,14 +607,9 @@ INSPECT_FLAGS = [
 
 
 def _print_docs(docs: list[Any], template: str | None) -> None:
-    if template:
-        from sampan.cli.format import render
+    from sampan.cli.format import inspect_output
 
-        sys.stdout.write(render(template, docs, mode="inspect"))
-    else:
-        from sampan import _json
-
-        sys.stdout.write(_json.dumps(docs, indent=4) + "\n")
+    sys.stdout.write(inspect_output(docs, template))
     sys.stdout.flush()
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "human_duration",
     "human_duration_ago",
     "human_size",
+    "inspect_output",
     "render",
     "table",
 ]
@@ -227,3 +228,12 @@ def column_name(field: str) -> str:
             words.append(" ")
         words.append(ch.upper())
     return "".join(words)
+
+
+def inspect_output(docs: list[Any], template: str | None) -> str:
+    """What ``inspect`` prints: the documents as indented JSON, or the template over each."""
+    if template:
+        return render(template, docs, mode="inspect")
+    from sampan import _json
+
+    return _json.dumps(docs, indent=4) + "\n"

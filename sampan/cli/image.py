@@ -15,12 +15,12 @@ from sampan.cli.main import Context, Usage
 from sampan.engine.images import (  # the records in docker's shapes, shared with the API
     NONE,
     created_at,
-    created_epoch,
     familiar,
     image_filter,
     image_inspect,
 )
 from sampan.errors import InvalidArgument, NotFound
+from sampan.units import parse_rfc3339
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ def _image_rows(ctx: Context, opts: dict[str, Any]) -> list[dict[str, Any]]:
     keep = _image_filters(store, opts["filter"])
     now = time.time()
     rows: list[dict[str, Any]] = []
-    records = sorted(store.list(), key=lambda r: (created_epoch(r.created), r.added), reverse=True)
+    records = sorted(store.list(), key=lambda r: (parse_rfc3339(r.created), r.added), reverse=True)
     for record in records:
         names = [familiar(t) for t in record.tags]
         digests: dict[str, str] = {}
@@ -68,7 +68,7 @@ def _image_rows(ctx: Context, opts: dict[str, Any]) -> list[dict[str, Any]]:
             digests.setdefault(familiar(name)[0], digest)
         if not names:
             names = [(repo, NONE) for repo in digests] or [(NONE, NONE)]
-        created = created_epoch(record.created)
+        created = parse_rfc3339(record.created)
         for repo, tag in names:
             if not keep(record, repo, tag):
                 continue
@@ -135,7 +135,7 @@ def cmd_inspect(ctx: Context, argv: list[str]) -> int:
         raise Usage('"inspect" requires at least 1 argument')
     if opts["type"] not in (None, "image"):
         raise InvalidArgument(f"--type {opts['type']}: only images exist until the engine does")
-    from sampan import _json
+    from sampan.cli.format import inspect_output
 
     docs = []
     missing = []
@@ -144,12 +144,7 @@ def cmd_inspect(ctx: Context, argv: list[str]) -> int:
             docs.append(image_inspect(ctx.store, ctx.store.resolve(name)))
         except NotFound:
             missing.append(name)
-    if opts["format"]:
-        from sampan.cli.format import render
-
-        sys.stdout.write(render(opts["format"], docs, mode="inspect"))
-    else:
-        sys.stdout.write(_json.dumps(docs, indent=4) + "\n")
+    sys.stdout.write(inspect_output(docs, opts["format"]))
     for name in missing:
         print(f"Error: No such object: {name}", file=sys.stderr)
     return 1 if missing else 0
@@ -185,7 +180,7 @@ def cmd_history(ctx: Context, argv: list[str]) -> int:
         if not entry.get("empty_layer"):
             size = sizes[layer] if layer < len(sizes) else 0
             layer += 1
-        created = created_epoch(str(entry.get("created", "")))
+        created = parse_rfc3339(str(entry.get("created", "")))
         created_by = str(entry.get("created_by", ""))
         if not opts["no_trunc"] and len(created_by) > 45:
             created_by = created_by[:44] + "…"

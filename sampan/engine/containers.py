@@ -37,7 +37,7 @@ import time
 from sampan import _json
 from sampan.engine import spec
 from sampan.errors import Conflict, InvalidArgument, NotFound, SampanError, describe
-from sampan.units import human_duration
+from sampan.units import human_duration, parse_rfc3339, rfc3339
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -82,21 +82,11 @@ def parse_signal(text: str) -> int:
     raise InvalidArgument(f"invalid signal: {text}")
 
 
-def _rfc3339(epoch: float) -> str:
-    secs = int(epoch)
-    frac = int((epoch - secs) * 1e9)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
-
-
 def _epoch(stamp: str) -> float:
     """Seconds since the epoch of an RFC 3339 UTC time (0 for docker's zero time)."""
     if not stamp or stamp.startswith("0001-"):
         return 0.0
-    import calendar
-
-    head, _, frac = stamp.rstrip("Z").partition(".")
-    secs = calendar.timegm(time.strptime(head, "%Y-%m-%dT%H:%M:%S"))
-    return secs + (float("0." + frac) if frac.isdigit() else 0.0)
+    return parse_rfc3339(stamp)
 
 
 class Container:
@@ -607,7 +597,7 @@ class ContainerService:
         driver = _read(os.path.join(self.engine.image_root, "snapshots", "driver")).strip()
         return {
             "Id": c.id,
-            "Created": _rfc3339(c.created),
+            "Created": rfc3339(int(c.created * 1e9), trim=False),
             "Path": args[0] if args else "",
             "Args": args[1:],
             "State": {

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 
 from sampan.errors import InvalidArgument, NotFound
+from sampan.units import parse_rfc3339, rfc3339
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -32,12 +33,10 @@ __all__ = [
     "NONE",
     "ImageService",
     "created_at",
-    "created_epoch",
     "familiar",
     "image_filter",
     "image_inspect",
     "no_such_image",
-    "rfc3339",
 ]
 
 NONE = "<none>"
@@ -64,35 +63,9 @@ def familiar_name(name: str) -> str:
     return f"{repo}:{tag}"
 
 
-def created_epoch(created: str) -> float:
-    """RFC 3339 (with nanoseconds, as Go writes it) to seconds; 0 when absent."""
-    if not created:
-        return 0.0
-    import datetime
-
-    text = created.replace("Z", "+00:00")
-    head, dot, rest = text.partition(".")
-    if dot:  # Python parses at most microseconds
-        digits = "".join(c for c in rest if c.isdigit())
-        zone = rest[len(digits) :]
-        text = f"{head}.{digits[:6]}{zone}"
-    try:
-        return datetime.datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        return 0.0
-
-
 def created_at(epoch: float) -> str:
     """docker's CreatedAt: ``2024-05-01 10:00:00 +0000 UTC``."""
     return time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(epoch))
-
-
-def rfc3339(epoch: float) -> str:
-    """Go's time.RFC3339Nano in UTC: ``2024-05-01T10:00:00.123456789Z``."""
-    whole = int(epoch)
-    nanos = round((epoch - whole) * 1e9)
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
-    return f"{stamp}.{nanos:09d}".rstrip("0").rstrip(".") + "Z"
 
 
 def no_such_image(name: str) -> NotFound:
@@ -138,7 +111,7 @@ def image_inspect(store: ImageStore, record: ImageRecord) -> dict[str, Any]:
         "VirtualSize": record.size,
         "GraphDriver": {"Name": store.snapshots.driver, "Data": None},
         "RootFS": {"Type": "layers", "Layers": list(record.diff_ids)},
-        "Metadata": {"LastTagTime": rfc3339(record.added)},
+        "Metadata": {"LastTagTime": rfc3339(round(record.added * 1e9))},
     }
     if config.get("variant"):
         doc["Variant"] = config["variant"]
@@ -226,7 +199,7 @@ class ImageService:
             "ParentId": "",
             "RepoTags": [familiar_name(t) for t in record.tags],
             "RepoDigests": [familiar_name(d) for d in record.repo_digests],
-            "Created": int(created_epoch(record.created)),
+            "Created": int(parse_rfc3339(record.created)),
             "Size": record.size,
             "SharedSize": shared,
             "VirtualSize": record.size,
@@ -244,7 +217,7 @@ class ImageService:
         filters = filters or {}
         keep = image_filter(store, filters)
         records = sorted(
-            store.list(), key=lambda r: (created_epoch(r.created), r.added), reverse=True
+            store.list(), key=lambda r: (parse_rfc3339(r.created), r.added), reverse=True
         )
         out = []
         for record in records:
@@ -280,7 +253,7 @@ class ImageService:
             rows.append(
                 {
                     "Id": "<missing>",
-                    "Created": int(created_epoch(str(entry.get("created", "")))),
+                    "Created": int(parse_rfc3339(str(entry.get("created", "")))),
                     "CreatedBy": str(entry.get("created_by", "")),
                     "Tags": None,
                     "Size": size,

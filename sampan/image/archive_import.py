@@ -31,6 +31,7 @@ from sampan import _json
 from sampan.errors import InvalidArgument, Unsupported
 from sampan.oci import image as oi
 from sampan.oci.reference import parse_reference
+from sampan.units import rfc3339
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -342,18 +343,15 @@ def _signal(text: str, where: str) -> str:
 # ---------------------------------------------------------------- import
 
 
-def _rfc3339_nano(ns: int) -> str:
-    seconds, frac = divmod(ns, 1_000_000_000)
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-    digits = f"{frac:09d}".rstrip("0")
-    return f"{stamp}.{digits}Z" if digits else f"{stamp}Z"
-
-
 _READERS: tuple[tuple[bytes, Any], ...] = (
     (b"\x1f\x8b", lambda raw: gzip.GzipFile(fileobj=raw, mode="rb")),
     (b"BZh", bz2.BZ2File),
     (b"\xfd7zXZ\x00", lzma.LZMAFile),
 )
+
+
+# What a damaged gzip, bzip2 or xz stream raises from read().
+_CORRUPT = (OSError, EOFError, lzma.LZMAError, zlib.error)
 
 
 def _decompressed(stream: BinaryIO) -> tuple[bytes, BinaryIO]:
@@ -369,7 +367,7 @@ def _decompressed(stream: BinaryIO) -> tuple[bytes, BinaryIO]:
             raw = reader(raw)  # reads RAW; closing it is not needed (RAW is not its own)
     try:
         first = raw.read(512)
-    except (OSError, EOFError, lzma.LZMAError, zlib.error) as exc:
+    except _CORRUPT as exc:
         raise InvalidArgument(f"import: corrupt compressed stream: {exc}") from None
     if not first:
         raise InvalidArgument("import: empty input (expected a tar archive)")
@@ -385,16 +383,14 @@ class _Checked:
     """Reads the rest of the tar, turning decompression errors into InvalidArgument."""
 
     def __init__(self, first: bytes, rest: BinaryIO) -> None:
-        self._first = first
-        self._rest = rest
+        from sampan.image.archive import Replay
+
+        self._stream = Replay(first, rest)
 
     def read(self, size: int = -1) -> bytes:
-        if self._first:
-            chunk, self._first = self._first, b""
-            return chunk
         try:
-            return self._rest.read(size)
-        except (OSError, EOFError, lzma.LZMAError, zlib.error) as exc:
+            return self._stream.read(size)
+        except _CORRUPT as exc:
             raise InvalidArgument(f"import: corrupt compressed stream: {exc}") from None
 
 
@@ -422,7 +418,7 @@ def import_rootfs(
     with store.writing():
         first, rest = _decompressed(stream)
         layer_digest, layer_size = store.content.put_stream(_Checked(first, rest))  # type: ignore[arg-type]
-        created = _rfc3339_nano(time.time_ns())
+        created = rfc3339(time.time_ns())
         raw: dict[str, Any] = {"architecture": target.architecture, "os": target.os}
         if target.variant:
             raw["variant"] = target.variant

@@ -25,6 +25,7 @@ from sampan.errors import InvalidArgument, NotFound
 from sampan.image.layertar import write_layer
 from sampan.oci import image as oi
 from sampan.oci.reference import parse_reference
+from sampan.units import rfc3339
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -45,10 +46,6 @@ _PASSWD = (
     "nobody:x:65534:65534:nobody:/home:/bin/false\n"
 )
 _GROUP = "root:x:0:\ndaemon:x:1:\ntty:x:5:\nnogroup:x:65534:\n"
-
-
-def _rfc3339(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
 @contextlib.contextmanager
@@ -133,13 +130,14 @@ def _commit_rootfs(
     with store.writing():
         with open(gz_path, "rb") as blob:
             layer_digest, layer_size = store.content.put_stream(blob)
+        stamp = rfc3339(int(created) * 1_000_000_000)  # whole seconds: reproducible ids
         image_config = {
             "architecture": oi.host_platform().architecture,
             "os": "linux",
-            "created": _rfc3339(created),
+            "created": stamp,
             "config": config,
             "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-            "history": [{"created": _rfc3339(created), "created_by": created_by}],
+            "history": [{"created": stamp, "created_by": created_by}],
         }
         from sampan import _json
 

@@ -22,6 +22,7 @@ import time
 
 from sampan import _json
 from sampan.errors import AlreadyExists, InvalidArgument, NotFound
+from sampan.units import rfc3339
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -53,11 +54,7 @@ def proc_start_time(pid: int) -> int | None:
 
 
 def rfc3339_now() -> str:
-    now = time.time()
-    secs = int(now)
-    return (
-        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{int((now - secs) * 1e9):09d}Z"
-    )
+    return rfc3339(time.time_ns(), trim=False)
 
 
 class ContainerState:
