@@ -46,6 +46,9 @@ class Engine:
         self._lock = threading.Lock()
         self._stores: set[ImageStore] = set()
         self._closed = False
+        from sampan.engine.events import EventBus
+
+        self.events = EventBus()
         self.images = _images(self)
         self.id = self._engine_id()
         self.containers = _containers(self)
