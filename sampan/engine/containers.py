@@ -360,15 +360,11 @@ class ContainerService:
         if spec.network_namespace(c.host_config["NetworkMode"]):
             argv.append("--loopback")
         try:
-            with open(os.path.join(run_dir, "monitor.log"), "ab") as log:
-                proc = subprocess.Popen(
-                    argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                    pass_fds=(write_fd,), start_new_session=True, cwd="/",
-                )  # fmt: skip
+            proc, pid = self._launch_monitor(argv, write_fd, os.path.join(run_dir, "monitor.log"))
         finally:
             os.close(write_fd)
         with self._lock:
-            c.state.update(MonitorPid=proc.pid, MonitorStart=proc_start_time(proc.pid) or 0)
+            c.state.update(MonitorPid=pid, MonitorStart=proc_start_time(pid) or 0)
             self._save(c)
         try:
             line = b""
@@ -376,7 +372,7 @@ class ContainerService:
             while not line.endswith(b"\n"):
                 left = deadline - time.monotonic()
                 if left <= 0 or not select.select([read_fd], [], [], left)[0]:
-                    proc.kill()
+                    os.kill(pid, 9)
                     raise SampanError(f"container {c.id}: the monitor did not report in time")
                 data = os.read(read_fd, 4096)
                 if not data:
@@ -386,7 +382,10 @@ class ContainerService:
             os.close(read_fd)
         word, _, rest = line.decode(errors="replace").strip().partition(" ")
         if word != "ok":
-            proc.wait()
+            if proc is not None:
+                proc.wait()
+            else:
+                _wait_pid(pid, c.state["MonitorStart"])
             with self._lock:
                 c.state.update(MonitorPid=0, MonitorStart=0)
                 self._save(c)
@@ -399,6 +398,29 @@ class ContainerService:
                            StartedAt=rfc3339_now(), FinishedAt=ZERO_TIME)  # fmt: skip
             self._save(c)
         self._watch(c, proc)
+
+    def _launch_monitor(
+        self, argv: list[str], status_fd: int, log_path: str
+    ) -> tuple[subprocess.Popen[bytes] | None, int]:
+        """Fork the monitor from the engine's zygote, or spawn it when there is none."""
+        log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            zygote = self.engine.zygote()
+            if zygote is not None:
+                from sampan.engine.zygote import STATUS_FD
+
+                args = [STATUS_FD if a == str(status_fd) else a for a in argv[4:]]
+                try:
+                    return None, zygote.spawn(args, status_fd, log)
+                except OSError as exc:
+                    sys.stderr.write(f"monitor fork server: {describe(exc)}; spawning instead\n")
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                pass_fds=(status_fd,), start_new_session=True, cwd="/",
+            )  # fmt: skip
+            return proc, proc.pid
+        finally:
+            os.close(log)
 
     # -- exits ---------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from sampan.engine.containers import ContainerService
     from sampan.engine.images import ImageService
+    from sampan.engine.zygote import Zygote
     from sampan.image.store import ImageStore
 
 __all__ = ["DEFAULT_EXEC_ROOT", "DEFAULT_ROOT", "Engine"]
@@ -46,6 +47,8 @@ class Engine:
         self._lock = threading.Lock()
         self._stores: set[ImageStore] = set()
         self._closed = False
+        self._zygote: Zygote | None = None
+        self._zygote_failed = False
         from sampan.engine.events import EventBus
 
         self.events = EventBus()
@@ -53,6 +56,7 @@ class Engine:
         self.id = self._engine_id()
         self.containers = _containers(self)
         self.containers.restore()  # re-adopt the monitors of containers still running
+        self.zygote()  # warm up now: the first start need not wait for it
 
     @property
     def image_root(self) -> str:
@@ -69,6 +73,27 @@ class Engine:
             with self._lock:
                 self._stores.add(store)
         return store
+
+    def zygote(self) -> Zygote | None:
+        """The monitors' fork server (sampan/engine/zygote.py), (re)started when needed;
+        None when it cannot run, and monitors are then spawned as processes of their own."""
+        with self._lock:
+            if self._closed or self._zygote_failed:
+                return None
+            if self._zygote is not None and not self._zygote.alive:
+                self._zygote.close()
+                self._zygote = None
+            if self._zygote is None:
+                from sampan.engine.zygote import Zygote
+
+                try:
+                    self._zygote = Zygote.start(os.path.join(self.exec_root, "containers"))
+                except OSError as exc:
+                    import sys
+
+                    sys.stderr.write(f"monitor fork server: {exc}; monitors will be spawned\n")
+                    self._zygote_failed = True
+            return self._zygote
 
     def release_thread(self) -> None:
         """Close the calling thread's store, if it opened one."""
@@ -104,6 +129,9 @@ class Engine:
         with self._lock:
             stores, self._stores = list(self._stores), set()
             self._closed = True
+            zygote, self._zygote = self._zygote, None
+        if zygote is not None:
+            zygote.close()
         for store in stores:
             try:
                 store.close()

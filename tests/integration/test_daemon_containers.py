@@ -51,16 +51,22 @@ def _until(what: str, check: Callable[[], bool], timeout: float = 20.0) -> None:
 
 
 def _monitors(cid: str) -> list[int]:
+    """Monitors of CID: spawned ones by their command line, ones forked by the daemon's
+    fork server by their name and the container's log file they hold open."""
     pids = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            if any(a.endswith(b"monitor.py") for a in cmdline) and cid.encode() in cmdline:
+                pids.append(int(entry))
+            elif Path(f"/proc/{entry}/comm").read_text().strip() == "sampan-monitor":
+                fds = Path(f"/proc/{entry}/fd")
+                if any(cid in os.readlink(fd) for fd in fds.iterdir()):
+                    pids.append(int(entry))
         except OSError:
             continue
-        if any(a.endswith(b"monitor.py") for a in cmdline) and cid.encode() in cmdline:
-            pids.append(int(entry))
     return pids
 
 
