@@ -288,6 +288,9 @@ class ContainerService:
     # -- start ---------------------------------------------------------------------------
 
     def start(self, ref: str) -> None:
+        from sampan.runtime import prewarm
+
+        prewarm.start()  # the cgroup-migration grace period runs while we mount and fork
         with self._lock:
             c = self.get(ref)
             if c.running or c.starting:
