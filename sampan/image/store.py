@@ -187,6 +187,26 @@ class ImageStore:
                 self._opened.append(fd)
         return fd
 
+    def release_thread(self) -> None:
+        """Close the calling thread's connection and lock file (its work here is done)."""
+        local = self._local
+        if getattr(local, "depth", 0):
+            raise RuntimeError("image store: releasing a thread inside a write")
+        items: list[sqlite3.Connection | int] = []
+        for name in ("db", "gc_fd"):
+            item = getattr(local, name, None)
+            if item is not None:
+                items.append(item)
+                setattr(local, name, None)
+        with self._opened_lock:
+            for item in items:
+                self._opened.remove(item)
+        for item in items:
+            if isinstance(item, int):
+                os.close(item)
+            else:
+                item.close()
+
     def close(self) -> None:
         with self._opened_lock:
             for item in self._opened:

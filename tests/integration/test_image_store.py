@@ -199,3 +199,31 @@ def test_a_snapshot_key_is_used_once(store: ImageStore) -> None:
     with pytest.raises(AlreadyExists, match="snapshot c1 already exists"):
         store.prepare("c1", "one:1")
     assert store.users(store.resolve("one:1").id) == ["c1"]
+
+
+def test_threads_share_a_store_and_release_their_connections(store: ImageStore) -> None:
+    """The daemon's threads share one store; each releases its connection when done, so
+    a long-running daemon does not gather one per thread.  (SQLite keeps a closed
+    connection's descriptor while another connection in the process holds a lock on
+    the file, and hands it to the next open: the count is bounded, not zero.)"""
+    import threading
+
+    bootstrap.busybox(store, ["busybox:latest"])
+    seen: list[str] = []
+
+    def worker() -> None:
+        with store.writing():
+            seen.append(store.resolve("busybox").id)
+        store.release_thread()
+
+    counts = []
+    for _ in range(6):
+        threads = [threading.Thread(target=worker) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        counts.append(len(os.listdir("/proc/self/fd")))
+    assert len(seen) == 48 and len(set(seen)) == 1
+    assert max(counts) <= counts[0] + 2  # 48 threads, no more descriptors than after 8
+    assert store.resolve("busybox").id == seen[0]
