@@ -212,15 +212,14 @@ class ContainerService:
         """A new container from REQUEST (docker's create body); its id."""
         import secrets
 
+        from sampan.runtime import prewarm
+
+        prewarm.start()  # a start usually follows within the grace period's window
         if not isinstance(request, dict):
             raise InvalidArgument("request body: expected a JSON object")
         image_name = request.get("Image")
         if not isinstance(image_name, str) or not image_name:
             raise InvalidArgument("Image: a container needs an image")
-        if request.get("Tty") or request.get("OpenStdin"):
-            from sampan.errors import Unsupported
-
-            raise Unsupported("a TTY or an open stdin (-t, -i) is not supported yet")
         host = spec.check_host_config(request.get("HostConfig"))
         if request.get("NetworkingConfig") and request["NetworkingConfig"].get("EndpointsConfig"):
             for net in request["NetworkingConfig"]["EndpointsConfig"]:
