@@ -13,8 +13,8 @@ unix socket, 0600).  Each request is one message -- the monitor's argv as
 JSON, with ``{status_fd}`` where the status pipe's number goes -- carrying
 two descriptors (SCM_RIGHTS): the status pipe's write end and the monitor's
 log file.  The server forks; the child starts a session of its own, puts
-/dev/null on stdin and the log on stdout/stderr, restores the default signal
-dispositions, names itself ``sampan-monitor`` (/proc/PID/comm; its cmdline
+/dev/null on stdin and the log on stdout/stderr, restores the signal
+dispositions a fresh interpreter has, names itself ``sampan-monitor`` (/proc/PID/comm; its cmdline
 stays the server's) and runs ``monitor.main(argv)``.  The answer is the
 child's pid.
 
@@ -162,8 +162,9 @@ def _child(argv: list[str], status: int, log: int, closing: list[int]) -> None:
         os.setsid()
         with open("/proc/self/comm", "w") as f:
             f.write(MONITOR_COMM)  # ps and tests tell monitors from the server by it
-        for sig in (signal.SIGCHLD, signal.SIGPIPE, signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # as Python starts: EPIPE, not death
         null = os.open("/dev/null", os.O_RDONLY)
         os.dup2(null, 0)
         os.dup2(log, 1)
