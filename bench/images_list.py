@@ -4,9 +4,10 @@
     .venv/bin/python bench/images_list.py [--images 200] [--runs 20]
 
 Makes a private store with busybox bootstrapped and N-1 more images on its
-layer (each with its own config, so N distinct image ids and tags), then
-times ``sampan images`` (the installed fast launcher) and ``sampan images
--q``.  Reports medians.  Alongside, when ../shared/peers/dockerd.sh has a
+layer (each with its own config, so N distinct image ids and tags), starts
+``sampan daemon`` on it (a private socket), then times ``sampan images``
+(the installed fast launcher, a client of the daemon) and ``sampan images
+-q``.  Reports medians.  Needs root (the daemon).  Alongside, when ../shared/peers/dockerd.sh has a
 docker running, ``docker images`` over its own store is timed too for scale.
 """
 
@@ -49,6 +50,21 @@ def populate(root: str, count: int) -> None:
             store.commit_image(digest, names=[parse_reference(f"bench/app{i}:v{i}")])
 
 
+def start_daemon(sampan: str, root: str) -> subprocess.Popen[bytes]:
+    """``sampan daemon`` on ROOT, answering on ROOT/sampan.sock."""
+    sock = f"{root}/sampan.sock"
+    argv = [sampan, "--root", root, "daemon", "--exec-root", f"{root}/exec", "-H", f"unix://{sock}"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        ping = subprocess.run([sampan, "-H", f"unix://{sock}", "version"], capture_output=True)
+        if ping.returncode == 0:
+            return proc
+        time.sleep(0.05)
+    proc.terminate()
+    raise SystemExit("sampan daemon did not answer")
+
+
 def timed(argv: list[str]) -> float:
     start = time.perf_counter()
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
@@ -62,10 +78,13 @@ def main() -> int:
     opts = parser.parse_args()
     sampan = os.path.join(ROOT, ".venv", "bin", "sampan")
     tmp = tempfile.mkdtemp(prefix="sampan-bench-images-")
+    daemon: subprocess.Popen[bytes] | None = None
     try:
         populate(tmp, opts.images)
-        cases = {"images": [sampan, "--root", tmp, "images"]}
-        cases["images -q"] = [sampan, "--root", tmp, "images", "-q"]
+        daemon = start_daemon(sampan, tmp)
+        host = f"unix://{tmp}/sampan.sock"
+        cases = {"images": [sampan, "-H", host, "images"]}
+        cases["images -q"] = [sampan, "-H", host, "images", "-q"]
         lines = subprocess.run(cases["images"], capture_output=True, text=True, check=True)
         assert len(lines.stdout.splitlines()) == opts.images + 1, lines.stdout[:500]
         results: dict[str, list[float]] = {name: [] for name in cases}
@@ -76,6 +95,9 @@ def main() -> int:
             median = statistics.median(times) * 1000
             print(f"sampan {name} with {opts.images} images: median {median:.1f} ms")
     finally:
+        if daemon is not None:
+            daemon.terminate()
+            daemon.wait(10)
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
 

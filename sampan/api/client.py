@@ -47,6 +47,7 @@ __all__ = [
 
 DEFAULT_HOST = "unix:///run/sampan/sampan.sock"
 API_PREFIX = "/v1.41"
+UPLOAD_CHUNK = 256 << 10
 _SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
 
 
@@ -266,6 +267,39 @@ class Client:
     ) -> Any:
         """The decoded JSON body of a successful request (None when empty)."""
         return self.request(method, path, query, body).json()
+
+    def upload(
+        self,
+        path: str,
+        query: Mapping[str, Any] | None,
+        source: Any,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        """POST PATH with the bytes of SOURCE (a binary file, read to its end) as the
+        body, chunked (load, import: stdin has no length); ApiError for a status >= 400.
+        A daemon that answers before reading it all (a refusal) is heard, not a broken pipe."""
+        conn = self._connect()
+        try:
+            lines = [f"POST {API_PREFIX}{path}{_query(query)} HTTP/1.1", "Host: api",
+                     "Content-Type: application/x-tar", "Transfer-Encoding: chunked"]  # fmt: skip
+            extra = dict(headers or {})
+            extra.setdefault("Connection", "close")
+            lines += [f"{k}: {v}" for k, v in extra.items()]
+            sock = conn.sock
+            try:
+                sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+                while data := source.read(UPLOAD_CHUNK):
+                    sock.sendall(b"%x\r\n%b\r\n" % (len(data), data))
+                sock.sendall(b"0\r\n\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the daemon stopped reading: its answer says why
+            response = _read_head(conn, self.host)
+        except BaseException:
+            conn.close()
+            raise
+        if response.status >= 400:
+            raise _api_error(response)
+        return response
 
     def hijack(self, path: str, query: Mapping[str, Any] | None = None) -> Response:
         """POST PATH asking for an upgraded connection (attach): the stream is then

@@ -243,7 +243,7 @@ def save_one(request: Request) -> None:
 
 def load(request: Request) -> None:
     body: BinaryIO = request.body
-    lines = request.engine.images.load(body)
+    lines = request.engine.images.load(body, platform=request.query("platform"))
     stream = request.stream(200, "application/json")
     stream.write(b"".join(json_line({"stream": line + "\n"}) for line in lines))
     stream.close()

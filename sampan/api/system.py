@@ -137,12 +137,15 @@ def info(request: Request) -> None:
         if "/" not in host:
             index_configs[host] = {"Name": host, "Mirrors": [], "Secure": False, "Official": False}
     v2 = _cgroup_version() == "2"
+    states = [c.state for c in engine.containers.all()]
+    paused = sum(1 for st in states if st.get("Paused"))
+    running = sum(1 for st in states if st.get("Running") and not st.get("Paused"))
     doc: dict[str, Any] = {
         "ID": engine.id,
-        "Containers": 0,
-        "ContainersRunning": 0,
-        "ContainersPaused": 0,
-        "ContainersStopped": 0,
+        "Containers": len(states),
+        "ContainersRunning": running,
+        "ContainersPaused": paused,
+        "ContainersStopped": len(states) - running - paused,
         "Images": len(images),
         "Driver": store.snapshots.driver,
         "DriverStatus": [["Backing Filesystem", _fs_type(engine.image_root)]],
@@ -246,7 +249,11 @@ def _ip_forwarding() -> bool:
 
 
 def disk_usage(request: Request) -> None:
-    request.send_json(200, request.engine.images.disk_usage())
+    doc = request.engine.images.disk_usage()
+    containers = request.engine.containers
+    doc["Containers"] = [containers.summary(c) for c in containers.all()]
+    doc["Volumes"] = request.engine.volumes.usage()  # with UsageData (Size, RefCount)
+    request.send_json(200, doc)
 
 
 def _server_domain(address: str) -> str:

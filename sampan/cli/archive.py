@@ -1,4 +1,10 @@
-"""``sampan save``, ``load`` and ``import``: images to and from tarballs (image/archive*.py)."""
+"""``sampan save``, ``load`` and ``import``: images to and from tarballs, through the daemon.
+
+save streams GET /images/get into a file (written beside it and renamed:
+a failed save leaves no partial file) or into stdout; load and import send
+the tarball (a file, or stdin for ``-``) as the chunked body of POST
+/images/load and POST /images/create?fromSrc=-.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,9 @@ import contextlib
 import os
 import sys
 
+from sampan import _json
 from sampan.cli.args import Flag, parse
+from sampan.cli.client import client, daemon_errors, query_string
 from sampan.cli.main import Context, Usage
 from sampan.errors import InvalidArgument, Unsupported
 
@@ -14,15 +22,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import BinaryIO
 
-    from sampan.oci.image import Platform
+    from sampan.api.client import Response
 
-
-def _platform(text: str | None) -> Platform | None:
-    if not text:
-        return None
-    from sampan.oci.image import parse_platform
-
-    return parse_platform(text)
+__all__ = ["cmd_import", "cmd_load", "cmd_save"]
 
 
 def _open_input(source: str) -> contextlib.AbstractContextManager[BinaryIO]:
@@ -30,6 +32,11 @@ def _open_input(source: str) -> contextlib.AbstractContextManager[BinaryIO]:
     if source == "-":
         return contextlib.nullcontext(sys.stdin.buffer)
     return open(source, "rb")
+
+
+def _copy(response: Response, out: BinaryIO) -> None:
+    for chunk in response.chunks():
+        out.write(chunk)
 
 
 def cmd_save(ctx: Context, argv: list[str]) -> int:
@@ -46,31 +53,52 @@ def cmd_save(ctx: Context, argv: list[str]) -> int:
         raise Usage('"save" requires at least 1 argument')
     if opts["platform"]:
         raise Unsupported("save --platform: images are stored for one platform already")
-    from sampan.image import archive
-
-    store = ctx.store
-    for name in args:
-        store.resolve(name)  # a missing image fails before anything is written
     output = opts["output"]
-    if output is None:
-        if sys.stdout.isatty():
-            raise InvalidArgument(
-                "cowardly refusing to save to a terminal. Use the -o flag or redirect"
-            )
-        archive.save(store, args, sys.stdout.buffer)
-        sys.stdout.buffer.flush()
+    if output is None and sys.stdout.isatty():
+        raise InvalidArgument(
+            "cowardly refusing to save to a terminal. Use the -o flag or redirect"
+        )
+    path = "/images/get" + query_string([("names", name) for name in args])
+
+    def save() -> int:
+        # A missing image is the daemon's 404, before a byte is written.
+        response = client(ctx).request("GET", path)
+        if output is None:
+            _copy(response, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+            return 0
+        directory = os.path.dirname(os.path.abspath(output))
+        tmp = os.path.join(directory, f".{os.path.basename(output)}.sampan-save-{os.getpid()}")
+        try:
+            with open(tmp, "wb") as out:
+                _copy(response, out)
+            os.replace(tmp, output)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
         return 0
-    # Written beside the target and renamed: a failed save leaves no partial file.
-    directory = os.path.dirname(os.path.abspath(output))
-    tmp = os.path.join(directory, f".{os.path.basename(output)}.sampan-save-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as out:
-            archive.save(store, args, out)
-        os.replace(tmp, output)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return 0
+
+    return daemon_errors(save)
+
+
+def _stream_lines(response: Response) -> list[str]:
+    """The "stream" and "status" texts of a JSON message stream; its error raised."""
+    from sampan.api.client import ApiError
+
+    texts: list[str] = []
+    for line in response.lines():
+        try:
+            doc = _json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(doc, dict):
+            continue
+        if doc.get("error"):
+            raise ApiError(500, str(doc["error"]))
+        text = doc.get("stream") or doc.get("status")
+        if isinstance(text, str):
+            texts.append(text)
+    return texts
 
 
 def cmd_load(ctx: Context, argv: list[str]) -> int:
@@ -86,25 +114,19 @@ def cmd_load(ctx: Context, argv: list[str]) -> int:
         return 0
     if args:
         raise Usage('"load" accepts no arguments')
-    from sampan.image import archive
+    if not opts["input"] and sys.stdin.isatty():
+        raise InvalidArgument("requested load from stdin, but stdin is empty: use -i or redirect")
+    query = {"quiet": "1", "platform": opts["platform"]}
 
-    platform = _platform(opts["platform"])
-    if opts["input"]:
-        with open(opts["input"], "rb") as stream:
-            names = archive.load(ctx.store, stream, platform=platform)
-    else:
-        if sys.stdin.isatty():
-            raise InvalidArgument(
-                "requested load from stdin, but stdin is empty: use -i or redirect"
-            )
-        names = archive.load(ctx.store, sys.stdin.buffer, platform=platform)
-    if not opts["quiet"]:
-        lines = [
-            f"Loaded image ID: {n}\n" if n.startswith("sha256:") else f"Loaded image: {n}\n"
-            for n in names
-        ]
-        sys.stdout.write("".join(lines))
-    return 0
+    def load() -> int:
+        with _open_input(opts["input"] or "-") as stream:
+            response = client(ctx).upload("/images/load", query, stream)
+        texts = _stream_lines(response)
+        if not opts["quiet"]:
+            sys.stdout.write("".join(t if t.endswith("\n") else t + "\n" for t in texts))
+        return 0
+
+    return daemon_errors(load)
 
 
 def cmd_import(ctx: Context, argv: list[str]) -> int:
@@ -123,16 +145,24 @@ def cmd_import(ctx: Context, argv: list[str]) -> int:
     source, ref = args[0], (args[1] if len(args) == 2 else None)
     if "://" in source:
         raise Unsupported(f"import from a URL ({source}): download it, then import the file")
-    from sampan.image import archive
+    pairs = [("fromSrc", "-")]
+    if ref:
+        from sampan.oci.reference import parse_reference
 
-    with _open_input(source) as tarball:
-        image_id = archive.import_rootfs(
-            ctx.store,
-            tarball,
-            changes=opts["change"],
-            ref=ref,
-            message=opts["message"],
-            platform=_platform(opts["platform"]),
-        )
-    print(image_id)
-    return 0
+        parsed = parse_reference(ref, default_tag=False)  # a bad name fails before the upload
+        pairs += [("repo", str(parsed.repository())), ("tag", parsed.tag or "latest")]
+    pairs += [("changes", change) for change in opts["change"]]
+    if opts["message"]:
+        pairs.append(("message", opts["message"]))
+    if opts["platform"]:
+        pairs.append(("platform", opts["platform"]))
+    path = "/images/create" + query_string(pairs)
+
+    def import_() -> int:
+        with _open_input(source) as tarball:
+            response = client(ctx).upload(path, None, tarball)
+        texts = _stream_lines(response)
+        print(texts[-1].strip() if texts else "")
+        return 0
+
+    return daemon_errors(import_)

@@ -23,6 +23,7 @@ import sys
 import time
 
 from sampan.api.client import ApiError, Client, DaemonUnreachable, demux, quote
+from sampan.cli import limits
 from sampan.cli.args import Flag, parse
 from sampan.cli.main import Context, Usage
 from sampan.errors import InvalidArgument, SampanError, Unsupported, describe
@@ -112,21 +113,20 @@ CREATE_FLAGS = [
     Flag("--tty,-t", "bool", "allocate a pseudo-TTY (not supported yet)"),
     HELP,
 ]
+CREATE_FLAGS += limits.CREATE_FLAGS  # memory, CPUs, ulimits, capabilities, devices, init...
 RUN_FLAGS = [Flag("--detach,-d", "bool", "run container in background and print its ID")]
 RUN_FLAGS += CREATE_FLAGS
 
 # docker's other run/create flags: known, refused by name until the engine has them.
-_LATER_VALUE = ("--volume,-v", "--mount", "--publish,-p", "--tmpfs", "--memory,-m",
-                "--memory-swap", "--cpus", "--cpu-shares,-c", "--cpuset-cpus", "--pids-limit",
-                "--ulimit", "--cap-add", "--cap-drop", "--security-opt", "--device", "--restart",
-                "--stop-signal", "--stop-timeout", "--health-cmd", "--volumes-from", "--pull",
-                "--platform", "--add-host", "--dns", "--expose", "--label-file", "--log-driver",
-                "--log-opt", "--attach,-a", "--cidfile", "--detach-keys", "--ipc", "--pid",
-                "--userns", "--uts", "--shm-size", "--sysctl", "--group-add", "--gpus",
-                "--runtime", "--cgroupns", "--cgroup-parent", "--link", "--ip", "--mac-address",
-                "--network-alias", "--isolation", "--storage-opt")  # fmt: skip
-_LATER_BOOL = ("--privileged", "--init", "--publish-all,-P", "--no-healthcheck",
-               "--oom-kill-disable", "--quiet,-q", "--disable-content-trust")  # fmt: skip
+_LATER_VALUE = ("--volume,-v", "--mount", "--publish,-p", "--tmpfs", "--restart", "--stop-signal",
+                "--stop-timeout", "--health-cmd", "--volumes-from", "--pull", "--platform",
+                "--add-host", "--dns", "--expose", "--label-file", "--log-driver", "--log-opt",
+                "--attach,-a", "--cidfile", "--detach-keys", "--ipc", "--pid", "--userns", "--uts",
+                "--sysctl", "--group-add", "--gpus", "--runtime", "--cgroupns", "--cgroup-parent",
+                "--link", "--ip", "--mac-address", "--network-alias", "--isolation",
+                "--storage-opt")  # fmt: skip
+_LATER_BOOL = ("--publish-all,-P", "--no-healthcheck", "--quiet,-q",
+               "--disable-content-trust")  # fmt: skip
 _LATER = [Flag(n, "list") for n in _LATER_VALUE] + [Flag(n, "bool") for n in _LATER_BOOL]
 
 
@@ -195,6 +195,7 @@ def create_body(opts: dict[str, Any], image: str, command: list[str]) -> dict[st
             "AutoRemove": bool(opts["rm"]),
             "NetworkMode": network,
             "ReadonlyRootfs": bool(opts["read_only"]),
+            **limits.host_config(opts),
         },
     }
     if opts["entrypoint"] is not None:
@@ -628,7 +629,7 @@ def cmd_container_inspect(ctx: Context, argv: list[str]) -> int:
 
 
 def cmd_inspect(ctx: Context, argv: list[str]) -> int:
-    """``sampan inspect NAME...``: a container (through the daemon) or else a local image."""
+    """``sampan inspect NAME...``: a container, or else an image (both through the daemon)."""
     opts, args = parse(INSPECT_FLAGS, argv, stop_at_positional=False)
     if opts["help"]:
         print("Usage:  sampan inspect [OPTIONS] NAME|ID [NAME|ID...]")
@@ -641,29 +642,24 @@ def cmd_inspect(ctx: Context, argv: list[str]) -> int:
     client = _client(ctx)
     docs: list[Any] = []
     missing: list[str] = []
-    daemon_up = kind != "image"
-    for name in args:
-        if daemon_up:
-            try:
-                docs.append(client.json("GET", f"/containers/{quote(name)}/json"))
-                continue
-            except DaemonUnreachable:
-                if kind == "container":
-                    raise
-                daemon_up = False
-            except ApiError as exc:
-                if exc.status != 404:
-                    raise
-        if kind == "container":
-            missing.append(name)
-            continue
-        from sampan.engine.images import image_inspect
-        from sampan.errors import NotFound
+    kinds = (("container", "/containers"), ("image", "/images"))
+    paths = [path for k, path in kinds if kind in (None, k)]
 
-        try:
-            docs.append(image_inspect(ctx.store, ctx.store.resolve(name)))
-        except NotFound:
-            missing.append(name)
+    def inspect() -> int:
+        for name in args:
+            for path in paths:
+                try:
+                    docs.append(client.json("GET", f"{path}/{quote(name)}/json"))
+                    break
+                except ApiError as exc:
+                    if exc.status != 404:
+                        raise
+            else:
+                missing.append(name)
+        return 0
+
+    if _daemon_errors(inspect):
+        return 1
     _print_docs(docs, opts["format"])
     for name in missing:
         _err(f"Error: No such {kind or 'object'}: {name}")

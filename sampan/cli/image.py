@@ -1,8 +1,10 @@
-"""The local image commands: images, inspect, history, tag, rmi, prune, system df.
+"""The image commands as clients of the daemon: images, inspect, history, tag, rmi, prune.
 
-Each prints what docker prints for the same flags: the same columns, the
-same ``--format`` fields, the same messages.  The records come from the
-store; this module only shapes them.
+Each asks ``sampan daemon`` (GET /images/json, ...) and prints what docker
+prints for the same flags: the same columns, the same ``--format`` fields,
+the same messages.  ``image bootstrap`` alone works on the store under
+``--root`` directly: it makes a base image offline, before any daemon runs
+(the store is safe to share with a running daemon).
 """
 
 from __future__ import annotations
@@ -10,23 +12,30 @@ from __future__ import annotations
 import sys
 import time
 
+from sampan.api.client import ApiError, quote
 from sampan.cli.args import Flag, parse
+from sampan.cli.client import client, daemon_errors, err
 from sampan.cli.main import Context, Usage
-from sampan.engine.images import (  # the records in docker's shapes, shared with the API
-    NONE,
-    created_at,
-    familiar,
-    image_filter,
-    image_inspect,
-)
-from sampan.errors import InvalidArgument, NotFound
-from sampan.units import parse_rfc3339
+from sampan.errors import InvalidArgument
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from sampan.image.store import ImageStore
+__all__ = [
+    "cmd_bootstrap",
+    "cmd_history",
+    "cmd_image_prune",
+    "cmd_images",
+    "cmd_inspect",
+    "cmd_rmi",
+    "cmd_tag",
+    "filters_json",
+    "image_rows",
+    "split_name",
+]
+
+NONE = "<none>"
 
 # -- images --------------------------------------------------------------------
 
@@ -41,51 +50,69 @@ IMAGES_FLAGS = [
 ]
 
 
-def _image_filters(store: ImageStore, specs: list[str]) -> Any:
-    """One predicate for docker's ``--filter key=value`` (same keys ANDed, values ORed)."""
+def filters_json(specs: list[str]) -> str | None:
+    """docker's ``--filter key=value`` flags as the API's filters ({"key": [values]})."""
     wanted: dict[str, list[str]] = {}
     for spec in specs:
         key, eq, value = spec.partition("=")
         if not eq:
             raise InvalidArgument(f"bad format of filter (expected name=value): {spec}")
         wanted.setdefault(key, []).append(value)
-    return image_filter(store, wanted)
+    if not wanted:
+        return None
+    from sampan import _json
+
+    return _json.dumps(wanted)
 
 
-def _image_rows(ctx: Context, opts: dict[str, Any]) -> list[dict[str, Any]]:
+def split_name(name: str) -> tuple[str, str]:
+    """("busybox", "latest") for "busybox:latest"; a port's colon is not a tag's."""
+    colon = name.rfind(":")
+    if colon > name.rfind("/"):
+        return name[:colon], name[colon + 1 :]
+    return name, ""
+
+
+def created_at(epoch: float) -> str:
+    """docker's CreatedAt: ``2024-05-01 10:00:00 +0000 UTC``."""
+    return time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(epoch))
+
+
+def _short(image_id: str) -> str:
+    return image_id.removeprefix("sha256:")[:12]
+
+
+def image_rows(summaries: list[dict[str, Any]], no_trunc: bool, now: float) -> list[dict[str, Any]]:
+    """docker's rows of ``images`` for the API's ImageSummary list: one per name."""
     from sampan.cli.format import human_duration_ago, human_size
 
-    store = ctx.store
-    keep = _image_filters(store, opts["filter"])
-    now = time.time()
     rows: list[dict[str, Any]] = []
-    records = sorted(store.list(), key=lambda r: (parse_rfc3339(r.created), r.added), reverse=True)
-    for record in records:
-        names = [familiar(t) for t in record.tags]
+    for image in summaries:
+        names = [split_name(t) for t in image.get("RepoTags") or [] if t != "<none>:<none>"]
         digests: dict[str, str] = {}
-        for repo_digest in record.repo_digests:
-            name, _, digest = repo_digest.partition("@")
-            digests.setdefault(familiar(name)[0], digest)
+        for repo_digest in image.get("RepoDigests") or []:
+            repo, _, digest = repo_digest.partition("@")
+            digests.setdefault(repo, digest)
         if not names:
             names = [(repo, NONE) for repo in digests] or [(NONE, NONE)]
-        created = parse_rfc3339(record.created)
+        created = int(image.get("Created") or 0)
+        size = human_size(int(image.get("Size") or 0))
+        image_id = image["Id"] if no_trunc else _short(image["Id"])
+        containers = image.get("Containers", -1)
         for repo, tag in names:
-            if not keep(record, repo, tag):
-                continue
-            image_id = record.id if opts["no_trunc"] else record.short_id
             rows.append(
                 {
                     "ID": image_id,
                     "Repository": repo,
-                    "Tag": tag,
+                    "Tag": tag or NONE,
                     "Digest": digests.get(repo, NONE),
                     "CreatedSince": human_duration_ago(now - created) if created else "N/A",
                     "CreatedAt": created_at(created) if created else "",
-                    "Size": human_size(record.size),
-                    "VirtualSize": human_size(record.size),
+                    "Size": size,
+                    "VirtualSize": size,
                     "SharedSize": "N/A",
                     "UniqueSize": "N/A",
-                    "Containers": "N/A",
+                    "Containers": "N/A" if containers < 0 else str(containers),
                 }
             )
     return rows
@@ -100,19 +127,25 @@ def cmd_images(ctx: Context, argv: list[str]) -> int:
         raise Usage('"images" requires at most 1 argument')
     if args:
         opts["filter"].append(f"reference={args[0]}")
-    rows = _image_rows(ctx, opts)
-    from sampan.cli.format import IMAGE_HEADERS, render
+    filters = filters_json(opts["filter"])
+    query = {"all": opts["all"], "digests": opts["digests"], "filters": filters}
 
-    if opts["quiet"]:
-        sys.stdout.write("".join(f"{row['ID']}\n" for row in rows))
+    def images() -> int:
+        summaries = client(ctx).json("GET", "/images/json", query) or []
+        rows = image_rows(summaries, bool(opts["no_trunc"]), time.time())
+        if opts["quiet"] and not opts["format"]:
+            sys.stdout.write("".join(f"{row['ID']}\n" for row in rows))
+            return 0
+        from sampan.cli.format import IMAGE_HEADERS, render
+
+        columns = "{{.Repository}}\t{{.Tag}}\t"
+        if opts["digests"]:
+            columns += "{{.Digest}}\t"
+        table = f"table {columns}{{{{.ID}}}}\t{{{{.CreatedSince}}}}\t{{{{.Size}}}}"
+        sys.stdout.write(render(opts["format"] or table, rows, IMAGE_HEADERS, default_table=table))
         return 0
-    columns = "{{.Repository}}\t{{.Tag}}\t"
-    if opts["digests"]:
-        columns += "{{.Digest}}\t"
-    table = f"table {columns}{{{{.ID}}}}\t{{{{.CreatedSince}}}}\t{{{{.Size}}}}"
-    spec = opts["format"] or table
-    sys.stdout.write(render(spec, rows, IMAGE_HEADERS, default_table=table))
-    return 0
+
+    return daemon_errors(images)
 
 
 # -- inspect and history --------------------------------------------------------
@@ -120,8 +153,6 @@ def cmd_images(ctx: Context, argv: list[str]) -> int:
 
 INSPECT_FLAGS = [
     Flag("--format,-f", "str", "format output using a custom template"),
-    Flag("--type", "str", "return JSON for the specified type (image)"),
-    Flag("--size,-s", "bool", "display total file sizes"),
     Flag("--help,-h", "bool", "show help"),
 ]
 
@@ -129,25 +160,32 @@ INSPECT_FLAGS = [
 def cmd_inspect(ctx: Context, argv: list[str]) -> int:
     opts, args = parse(INSPECT_FLAGS, argv, stop_at_positional=False)
     if opts["help"]:
-        print("Usage:  sampan inspect [OPTIONS] NAME|ID [NAME|ID...]")
+        print("Usage:  sampan image inspect [OPTIONS] IMAGE [IMAGE...]")
         return 0
     if not args:
-        raise Usage('"inspect" requires at least 1 argument')
-    if opts["type"] not in (None, "image"):
-        raise InvalidArgument(f"--type {opts['type']}: only images exist until the engine does")
+        raise Usage('"image inspect" requires at least 1 argument')
+    docs: list[Any] = []
+    missing: list[str] = []
+
+    def inspect() -> int:
+        api = client(ctx)
+        for name in args:
+            try:
+                docs.append(api.json("GET", f"/images/{quote(name)}/json"))
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise
+                missing.append(name)
+        return 0
+
+    code = daemon_errors(inspect)
     from sampan.cli.format import inspect_output
 
-    docs = []
-    missing = []
-    for name in args:
-        try:
-            docs.append(image_inspect(ctx.store, ctx.store.resolve(name)))
-        except NotFound:
-            missing.append(name)
-    sys.stdout.write(inspect_output(docs, opts["format"]))
+    if code == 0 or docs:
+        sys.stdout.write(inspect_output(docs, opts["format"]))
     for name in missing:
-        print(f"Error: No such object: {name}", file=sys.stderr)
-    return 1 if missing else 0
+        err(f"Error: No such image: {name}")
+    return 1 if missing or code else 0
 
 
 HISTORY_FLAGS = [
@@ -159,6 +197,33 @@ HISTORY_FLAGS = [
 ]
 
 
+def history_rows(entries: list[dict[str, Any]], opts: dict[str, Any], now: float) -> list[Any]:
+    """docker's rows of ``history`` for GET /images/{name}/history (newest first)."""
+    from sampan.cli.format import human_duration_ago, human_size
+
+    rows: list[dict[str, Any]] = []
+    for entry in entries:
+        image_id = str(entry.get("Id") or "<missing>")
+        if image_id != "<missing>" and not opts["no_trunc"]:
+            image_id = _short(image_id)
+        created = int(entry.get("Created") or 0)
+        created_by = str(entry.get("CreatedBy") or "")
+        if not opts["no_trunc"] and len(created_by) > 45:
+            created_by = created_by[:44] + "…"
+        size = int(entry.get("Size") or 0)
+        rows.append(
+            {
+                "ID": image_id,
+                "CreatedSince": human_duration_ago(now - created) if created else "N/A",
+                "CreatedAt": created_at(created) if created else "",
+                "CreatedBy": created_by,
+                "Size": human_size(size) if opts["human"] else str(size),
+                "Comment": str(entry.get("Comment") or ""),
+            }
+        )
+    return rows
+
+
 def cmd_history(ctx: Context, argv: list[str]) -> int:
     opts, args = parse(HISTORY_FLAGS, argv, stop_at_positional=False)
     if opts["help"]:
@@ -166,44 +231,21 @@ def cmd_history(ctx: Context, argv: list[str]) -> int:
         return 0
     if len(args) != 1:
         raise Usage('"history" requires exactly 1 argument')
-    from sampan.cli.format import HISTORY_HEADERS, human_duration_ago, human_size, render
 
-    store = ctx.store
-    record = store.resolve(args[0])
-    history = store.config_of(record).history
-    sizes = [store.snapshots.size(c) for c in record.chain]
-    rows: list[dict[str, Any]] = []
-    layer = 0
-    now = time.time()
-    for entry in history:
-        size = 0
-        if not entry.get("empty_layer"):
-            size = sizes[layer] if layer < len(sizes) else 0
-            layer += 1
-        created = parse_rfc3339(str(entry.get("created", "")))
-        created_by = str(entry.get("created_by", ""))
-        if not opts["no_trunc"] and len(created_by) > 45:
-            created_by = created_by[:44] + "…"
-        human = opts["human"]
-        rows.append(
-            {
-                "ID": "<missing>",
-                "CreatedSince": human_duration_ago(now - created) if created else "N/A",
-                "CreatedAt": created_at(created) if created else "",
-                "CreatedBy": created_by,
-                "Size": human_size(size) if human else str(size),
-                "Comment": str(entry.get("comment", "")),
-            }
-        )
-    rows.reverse()
-    if rows:
-        rows[0]["ID"] = record.id if opts["no_trunc"] else record.short_id
-    if opts["quiet"]:
-        sys.stdout.write("".join(f"{row['ID']}\n" for row in rows))
+    def history() -> int:
+        entries = client(ctx).json("GET", f"/images/{quote(args[0])}/history") or []
+        rows = history_rows(entries, opts, time.time())
+        if opts["quiet"]:
+            sys.stdout.write("".join(f"{row['ID']}\n" for row in rows))
+            return 0
+        from sampan.cli.format import HISTORY_HEADERS, render
+
+        table = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
+        spec = opts["format"] or table
+        sys.stdout.write(render(spec, rows, HISTORY_HEADERS, default_table=table))
         return 0
-    table = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
-    sys.stdout.write(render(opts["format"] or table, rows, HISTORY_HEADERS, default_table=table))
-    return 0
+
+    return daemon_errors(history)
 
 
 # -- tag, rmi, prune -------------------------------------------------------------
@@ -216,21 +258,27 @@ def cmd_tag(ctx: Context, argv: list[str]) -> int:
         return 0
     if len(args) != 2:
         raise Usage('"tag" requires exactly 2 arguments')
-    ctx.store.tag(args[0], args[1])
-    return 0
+    from sampan.oci.reference import parse_reference
+
+    target = parse_reference(args[1], default_tag=False)  # a bad name fails here, as docker's
+    if target.digest is not None:
+        raise InvalidArgument(f"refusing to create a tag with a digest reference: {args[1]}")
+    query = {"repo": str(target.repository()), "tag": target.tag or "latest"}
+
+    def tag() -> int:
+        client(ctx).request("POST", f"/images/{quote(args[0])}/tag", query).close()
+        return 0
+
+    return daemon_errors(tag)
 
 
-def _print_removal(untagged: list[str], deleted: list[str], lower: bool = False) -> None:
+def print_removal(items: list[dict[str, str]], lower: bool = False) -> None:
+    """DELETE /images/{name}'s items as docker prints them ("Untagged: ...", "Deleted: ...")."""
     out = []
-    for name in untagged:
-        if "@" in name:
-            repo, _, digest = name.partition("@")
-            shown = f"{familiar(repo)[0]}@{digest}"
-        else:
-            repo, tag = familiar(name)
-            shown = f"{repo}:{tag}"
-        out.append(f"{'untagged' if lower else 'Untagged'}: {shown}\n")
-    out += [f"{'deleted' if lower else 'Deleted'}: {image_id}\n" for image_id in deleted]
+    for item in items:
+        for key in ("Untagged", "Deleted"):
+            if key in item:
+                out.append(f"{key.lower() if lower else key}: {item[key]}\n")
     sys.stdout.write("".join(out))
 
 
@@ -246,18 +294,23 @@ def cmd_rmi(ctx: Context, argv: list[str]) -> int:
         return 0
     if not args:
         raise Usage('"rmi" requires at least 1 argument')
-    from sampan.errors import SampanError, describe
-
+    query = {"force": opts["force"], "noprune": opts["no_prune"]}
     failed = 0
-    for name in args:
-        try:
-            removal = ctx.store.remove(name, force=bool(opts["force"]))
-        except SampanError as exc:
-            print(f"Error response from daemon: {describe(exc)}", file=sys.stderr)
-            failed += 1
-            continue
-        _print_removal(removal.untagged, removal.deleted)
-    return 1 if failed else 0
+
+    def rmi() -> int:
+        nonlocal failed
+        api = client(ctx)
+        for name in args:
+            try:
+                items = api.json("DELETE", f"/images/{quote(name)}", query) or []
+            except ApiError as exc:
+                err(f"Error response from daemon: {exc.message}")
+                failed += 1
+                continue
+            print_removal(items)
+        return 1 if failed else 0
+
+    return daemon_errors(rmi)
 
 
 def _confirm(question: str) -> bool:
@@ -292,56 +345,21 @@ def cmd_image_prune(ctx: Context, argv: list[str]) -> int:
         )
         if not _confirm(f"WARNING! This will remove {what}.\nAre you sure you want to continue?"):
             return 0
-    from sampan.cli.format import human_size
+    query = {"filters": '{"dangling":["false"]}' if opts["all"] else None}
 
-    removal = ctx.store.prune(all_unused=bool(opts["all"]))
-    if removal.untagged or removal.deleted:
-        print("Deleted Images:")
-        _print_removal(removal.untagged, removal.deleted, lower=True)
-        print()
-    print(f"Total reclaimed space: {human_size(removal.reclaimed)}")
-    return 0
+    def prune() -> int:
+        from sampan.cli.format import human_size
 
-
-def cmd_system_df(ctx: Context, argv: list[str]) -> int:
-    flags = [
-        Flag("--verbose,-v", "bool", "show detailed information on space usage"),
-        Flag("--format", "str", "format output using a custom template"),
-        Flag("--help,-h", "bool"),
-    ]
-    opts, args = parse(flags, argv, stop_at_positional=False)
-    if opts["help"]:
-        print("Usage:  sampan system df [OPTIONS]")
+        doc = client(ctx).json("POST", "/images/prune", query) or {}
+        items = doc.get("ImagesDeleted") or []
+        if items:
+            print("Deleted Images:")
+            print_removal(items, lower=True)
+            print()
+        print(f"Total reclaimed space: {human_size(int(doc.get('SpaceReclaimed') or 0))}")
         return 0
-    if args:
-        raise Usage('"system df" accepts no arguments')
-    if opts["verbose"]:
-        from sampan.errors import Unsupported
 
-        raise Unsupported("system df -v is not supported yet")
-    from sampan.cli.format import human_size, render
-
-    usage = ctx.store.disk_usage()
-    size, reclaimable = usage["size"], usage["reclaimable"]
-    percent = f" ({100 * reclaimable // size}%)" if size else ""
-    rows: list[dict[str, object]] = [
-        {
-            "Type": "Images",
-            "TotalCount": usage["images"],
-            "Active": usage["active"],
-            "Size": human_size(size),
-            "Reclaimable": human_size(reclaimable) + percent,
-        },
-    ]
-    for kind in ("Containers", "Local Volumes", "Build Cache"):
-        row: dict[str, object] = {"Type": kind, "TotalCount": 0, "Active": 0, "Size": "0B"}
-        row["Reclaimable"] = "0B"
-        rows.append(row)
-    table = "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}"
-    headers = {"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE"}
-    headers["Reclaimable"] = "RECLAIMABLE"
-    sys.stdout.write(render(opts["format"] or table, rows, headers, default_table=table))
-    return 0
+    return daemon_errors(prune)
 
 
 def cmd_bootstrap(ctx: Context, argv: list[str]) -> int:
@@ -354,20 +372,27 @@ def cmd_bootstrap(ctx: Context, argv: list[str]) -> int:
     ]
     opts, args = parse(flags, argv, stop_at_positional=False)
     if opts["help"] or len(args) != 1 or args[0] not in ("busybox", "debian"):
-        print("Usage:  sampan image bootstrap [OPTIONS] busybox|debian")
+        print("Usage:  sampan image bootstrap [OPTIONS] busybox|debian\n")
+        print("Build a base image offline into the store under --root ($SAMPAN_ROOT):")
+        print("it works on the store directly, with or without a running daemon (the")
+        print("daemon on that root sees the image at once).")
         return 0 if opts["help"] else 1
     from sampan.image import bootstrap
+    from sampan.image.store import ImageStore
 
     log = None if opts["quiet"] else (lambda line: print(line, file=sys.stderr))
-    if args[0] == "busybox":
-        record = bootstrap.busybox(ctx.store, opts["tag"] or ["busybox:latest"], log=log)
-    else:
-        record = bootstrap.debian(
-            ctx.store,
-            opts["tag"] or [f"debian:{opts['suite']}"],
-            suite=opts["suite"],
-            mirror=opts["mirror"],
-            log=log,
-        )
+    import os
+
+    with ImageStore(os.path.join(ctx.root, "image")) as store:
+        if args[0] == "busybox":
+            record = bootstrap.busybox(store, opts["tag"] or ["busybox:latest"], log=log)
+        else:
+            record = bootstrap.debian(
+                store,
+                opts["tag"] or [f"debian:{opts['suite']}"],
+                suite=opts["suite"],
+                mirror=opts["mirror"],
+                log=log,
+            )
     print(record.id)
     return 0

@@ -5,10 +5,9 @@
 
 Commands are looked up in a table of module names and imported only when
 run, so ``sampan images`` never loads the registry client or the tar code.
-The container commands (container.py) are clients of ``sampan daemon`` at
-``-H`` (``$SAMPAN_HOST``, default unix:///run/sampan/sampan.sock); the image
-commands still work directly on the store under ``--root`` (``$SAMPAN_ROOT``,
-default /var/lib/sampan).
+The commands are clients of ``sampan daemon`` at ``-H`` (``$SAMPAN_HOST``,
+default unix:///run/sampan/sampan.sock); only ``image bootstrap`` works
+directly on the store under ``--root`` (``$SAMPAN_ROOT``, default /var/lib/sampan).
 Errors print ``Error: ...`` on one line to stderr and exit 1, as docker does.
 """
 
@@ -58,7 +57,14 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "kill": ("sampan.cli.container", "cmd_kill", "Kill one or more running containers"),
     "rm": ("sampan.cli.container", "cmd_rm", "Remove one or more containers"),
     "wait": ("sampan.cli.container", "cmd_wait", "Block until containers stop, print exit codes"),
-    "version": ("sampan.cli.main", "cmd_version", "Show the sampan version information"),
+    "stats": ("sampan.cli.stats", "cmd_stats", "Display a live stream of resource usage"),
+    "top": ("sampan.cli.container_ops", "cmd_top", "Display the running processes of a container"),
+    "pause": ("sampan.cli.container_ops", "cmd_pause", "Pause all processes in containers"),
+    "unpause": ("sampan.cli.container_ops", "cmd_unpause", "Unpause paused containers"),
+    "update": ("sampan.cli.container_ops", "cmd_update", "Update configuration of containers"),
+    "version": ("sampan.cli.system", "cmd_version", "Show the sampan version information"),
+    "info": ("sampan.cli.system", "cmd_info", "Display system-wide information"),
+    "completion": ("sampan.cli.completion", "cmd_completion", "Generate a shell completion script"),
     "daemon": ("sampan.cli.daemon", "cmd_daemon", "Run the sampan engine daemon"),
 }
 
@@ -80,7 +86,8 @@ IMAGE_COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 SYSTEM_COMMANDS: dict[str, tuple[str, str, str]] = {
-    "df": ("sampan.cli.image", "cmd_system_df", "Show sampan disk usage"),
+    "df": ("sampan.cli.system", "cmd_system_df", "Show sampan disk usage"),
+    "info": COMMANDS["info"],
 }
 
 CONTAINER_COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -96,6 +103,11 @@ CONTAINER_COMMANDS: dict[str, tuple[str, str, str]] = {
     "rm": COMMANDS["rm"],
     "remove": COMMANDS["rm"],
     "wait": COMMANDS["wait"],
+    "stats": COMMANDS["stats"],
+    "top": COMMANDS["top"],
+    "pause": COMMANDS["pause"],
+    "unpause": COMMANDS["unpause"],
+    "update": COMMANDS["update"],
     "inspect": ("sampan.cli.container", "cmd_container_inspect", "Inspect containers"),
 }
 

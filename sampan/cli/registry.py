@@ -1,58 +1,53 @@
 """``sampan pull``, ``push``, ``login`` and ``logout``: docker's names, flags and output.
 
-Registry options come from flags (``--registry-mirror``, ``--insecure-registry``,
-repeatable) and from ROOT/daemon.json's "registry-mirrors" and
-"insecure-registries" (docker's daemon.json keys); credentials from
-``--config`` (docker's config dir: $DOCKER_CONFIG or ~/.docker).
+pull and push are requests to the daemon (POST /images/create, POST
+/images/{name}/push) whose JSON progress stream is drawn as docker draws
+it; the registry's mirrors and insecure hosts are the daemon's settings
+(daemon.json).  Credentials are the client's, as with docker: ``login``
+has the daemon check them (POST /auth), then stores them in config.json
+under ``--config`` ($DOCKER_CONFIG or ~/.docker); pull and push send them
+in X-Registry-Auth; ``logout`` only forgets them.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 
+from sampan.api.client import quote
 from sampan.cli.args import Flag, parse
+from sampan.cli.client import client, daemon_errors, follow_progress, registry_auth
 from sampan.cli.main import Context, Usage
 from sampan.errors import InvalidArgument, Unsupported
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
+__all__ = ["cmd_login", "cmd_logout", "cmd_pull", "cmd_push"]
 
-REGISTRY_FLAGS = [
-    Flag("--registry-mirror", "list", "a Docker Hub mirror to try first (repeatable)"),
-    Flag("--insecure-registry", "list", "a registry reached over plain HTTP (repeatable)"),
+PULL_FLAGS = [
+    Flag("--quiet,-q", "bool", "suppress verbose output"),
+    Flag("--platform", "str", "set platform if server is multi-platform capable"),
+    Flag("--all-tags,-a", "bool", "download all tagged images in the repository"),
+    Flag("--disable-content-trust", "bool", "skip image verification (always)"),
+    Flag("--help,-h", "bool"),
+]
+PUSH_FLAGS = [
+    Flag("--quiet,-q", "bool", "suppress verbose output"),
+    Flag("--all-tags,-a", "bool", "push all tags of an image to the repository"),
+    Flag("--disable-content-trust", "bool", "skip image signing (always)"),
+    Flag("--help,-h", "bool"),
+]
+LOGIN_FLAGS = [
+    Flag("--username,-u", "str", "username"),
+    Flag("--password,-p", "str", "password"),
+    Flag("--password-stdin", "bool", "take the password from stdin"),
+    Flag("--help,-h", "bool"),
 ]
 
 
-def _registry_options(ctx: Context, opts: dict[str, Any]) -> tuple[list[str], list[str]]:
-    mirrors = list(opts.get("registry_mirror") or [])
-    insecure = list(opts.get("insecure_registry") or [])
-    path = os.path.join(ctx.root, "daemon.json")
-    if os.path.exists(path):
-        from sampan import _json
-
-        with open(path, "rb") as f:
-            try:
-                doc = _json.loads(f.read())
-            except ValueError as exc:
-                raise InvalidArgument(f"{path}: not valid JSON: {exc}") from None
-        if isinstance(doc, dict):
-            mirrors += [m for m in doc.get("registry-mirrors", []) if isinstance(m, str)]
-            insecure += [h for h in doc.get("insecure-registries", []) if isinstance(h, str)]
-    return mirrors, insecure
+def _no_tag(name: str) -> bool:
+    return ":" not in name.rpartition("/")[2] and "@" not in name
 
 
 def cmd_pull(ctx: Context, argv: list[str]) -> int:
-    flags = [
-        Flag("--quiet,-q", "bool", "suppress verbose output"),
-        Flag("--platform", "str", "set platform if server is multi-platform capable"),
-        Flag("--all-tags,-a", "bool", "download all tagged images in the repository"),
-        Flag("--disable-content-trust", "bool", "skip image verification (always)"),
-        *REGISTRY_FLAGS,
-        Flag("--help,-h", "bool"),
-    ]
-    opts, args = parse(flags, argv, stop_at_positional=False)
+    opts, args = parse(PULL_FLAGS, argv, stop_at_positional=False)
     if opts["help"]:
         print("Usage:  sampan pull [OPTIONS] NAME[:TAG|@DIGEST]")
         return 0
@@ -60,32 +55,28 @@ def cmd_pull(ctx: Context, argv: list[str]) -> int:
         raise Usage('"pull" requires exactly 1 argument')
     if opts["all_tags"]:
         raise Unsupported("pull --all-tags is not supported")
-    from sampan.image.registry.progress import make_progress
-    from sampan.image.registry.pull import pull
-    from sampan.oci.image import parse_platform
+    from sampan.image.progress import make_progress
     from sampan.oci.reference import parse_reference
 
     ref = parse_reference(args[0])
-    platform = parse_platform(opts["platform"]) if opts["platform"] else None
-    progress = make_progress(sys.stdout, quiet=bool(opts["quiet"]))
-    if ":" not in args[0].rpartition("/")[2] and "@" not in args[0] and not opts["quiet"]:
-        print("Using default tag: latest")
-    mirrors, insecure = _registry_options(ctx, opts)
-    pull(ctx.store, ref, platform=platform, progress=progress, mirrors=mirrors,
-         insecure=insecure, config_dir=ctx.config_dir)  # fmt: skip
-    print(str(ref))
-    return 0
+    query = {"fromImage": str(ref.repository()), "tag": ref.digest or ref.tag,
+             "platform": opts["platform"]}  # fmt: skip
+    quiet = bool(opts["quiet"])
+
+    def pull() -> int:
+        headers = registry_auth(ctx.config_dir, ref.domain)
+        response = client(ctx).request("POST", "/images/create", query, headers=headers)
+        if _no_tag(args[0]) and not quiet:
+            print("Using default tag: latest")
+        follow_progress(response, make_progress(sys.stdout, quiet=quiet))
+        print(str(ref))
+        return 0
+
+    return daemon_errors(pull)
 
 
 def cmd_push(ctx: Context, argv: list[str]) -> int:
-    flags = [
-        Flag("--quiet,-q", "bool", "suppress verbose output"),
-        Flag("--all-tags,-a", "bool", "push all tags of an image to the repository"),
-        Flag("--disable-content-trust", "bool", "skip image signing (always)"),
-        *REGISTRY_FLAGS,
-        Flag("--help,-h", "bool"),
-    ]
-    opts, args = parse(flags, argv, stop_at_positional=False)
+    opts, args = parse(PUSH_FLAGS, argv, stop_at_positional=False)
     if opts["help"]:
         print("Usage:  sampan push [OPTIONS] NAME[:TAG]")
         return 0
@@ -93,19 +84,26 @@ def cmd_push(ctx: Context, argv: list[str]) -> int:
         raise Usage('"push" requires exactly 1 argument')
     if opts["all_tags"]:
         raise Unsupported("push --all-tags is not supported")
-    from sampan.image.registry.progress import make_progress
-    from sampan.image.registry.push import push
+    from sampan.image.progress import make_progress
     from sampan.oci.reference import parse_reference
 
     ref = parse_reference(args[0])
-    progress = make_progress(sys.stdout, quiet=bool(opts["quiet"]))
-    if ":" not in args[0].rpartition("/")[2] and not opts["quiet"]:
+    if ref.digest is not None:
+        raise InvalidArgument(f"push {args[0]}: push a tag, not a digest")
+    quiet = bool(opts["quiet"])
+    if _no_tag(args[0]) and not quiet:
         print("Using default tag: latest")
-    _mirrors, insecure = _registry_options(ctx, opts)
-    push(ctx.store, ref, progress=progress, insecure=insecure, config_dir=ctx.config_dir)
-    if opts["quiet"]:
-        print(str(ref))
-    return 0
+
+    def push() -> int:
+        headers = registry_auth(ctx.config_dir, ref.domain)
+        path = f"/images/{quote(str(ref.repository()))}/push"
+        response = client(ctx).request("POST", path, {"tag": ref.tag}, headers=headers)
+        follow_progress(response, make_progress(sys.stdout, quiet=quiet))
+        if quiet:
+            print(str(ref))
+        return 0
+
+    return daemon_errors(push)
 
 
 def _server(args: list[str]) -> str:
@@ -120,14 +118,7 @@ def _server(args: list[str]) -> str:
 
 
 def cmd_login(ctx: Context, argv: list[str]) -> int:
-    flags = [
-        Flag("--username,-u", "str", "username"),
-        Flag("--password,-p", "str", "password"),
-        Flag("--password-stdin", "bool", "take the password from stdin"),
-        *REGISTRY_FLAGS[1:],
-        Flag("--help,-h", "bool"),
-    ]
-    opts, args = parse(flags, argv, stop_at_positional=False)
+    opts, args = parse(LOGIN_FLAGS, argv, stop_at_positional=False)
     if opts["help"]:
         print("Usage:  sampan login [OPTIONS] [SERVER]")
         return 0
@@ -154,12 +145,18 @@ def cmd_login(ctx: Context, argv: list[str]) -> int:
         password = getpass.getpass("Password: ")
     if not username or not password:
         raise InvalidArgument("login: username and password are required")
-    from sampan.image.registry import login
+    address = "https://index.docker.io/v1/" if server == "docker.io" else server
+    body = {"username": username, "password": password, "serveraddress": address}
 
-    _mirrors, insecure = _registry_options(ctx, opts)
-    login(server, username, password, insecure_registries=insecure, config_dir=ctx.config_dir)
-    print("Login Succeeded")
-    return 0
+    def login() -> int:
+        from sampan.image.dockerconfig import store_credentials
+
+        client(ctx).json("POST", "/auth", body=body)
+        store_credentials(server, username, password, ctx.config_dir)
+        print("Login Succeeded")
+        return 0
+
+    return daemon_errors(login)
 
 
 def cmd_logout(ctx: Context, argv: list[str]) -> int:
@@ -169,7 +166,7 @@ def cmd_logout(ctx: Context, argv: list[str]) -> int:
         return 0
     if len(args) > 1:
         raise Usage('"logout" requires at most 1 argument')
-    from sampan.image.registry import erase_credentials
+    from sampan.image.dockerconfig import erase_credentials
 
     server = _server(args)
     if erase_credentials(server, ctx.config_dir):

@@ -267,7 +267,8 @@ class ImageService:
         return rows
 
     def disk_usage(self) -> dict[str, Any]:
-        """GET /system/df: images with their users and shared bytes; no containers yet."""
+        """GET /system/df: images with their users and shared bytes (api/system.py adds the
+        containers)."""
         store = self.store
         records = store.list()
         sizes = {c: store.snapshots.size(c) for c in store.snapshots.list()}
@@ -398,11 +399,13 @@ class ImageService:
 
     # -- archives -----------------------------------------------------------------
 
-    def load(self, stream: BinaryIO) -> list[str]:
+    def load(self, stream: BinaryIO, *, platform: str = "") -> list[str]:
         """POST /images/load: docker's lines, "Loaded image: NAME" or "Loaded image ID: ID"."""
         from sampan.image import archive
+        from sampan.oci.image import parse_platform
 
-        names = archive.load(self.store, stream)
+        wanted = parse_platform(platform) if platform else None
+        names = archive.load(self.store, stream, platform=wanted)
         return [
             f"Loaded image ID: {n}" if n.startswith("sha256:") else f"Loaded image: {n}"
             for n in names

@@ -1,13 +1,16 @@
-"""`sampan` image commands end to end, as a user types them (private --root)."""
+"""`sampan` image commands end to end, as a user types them: clients of a private daemon."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.integration.daemon_fixtures import SampanDaemon
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -15,13 +18,15 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 class Sampan:
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    def __init__(self, daemon: SampanDaemon) -> None:
+        self.daemon = daemon
+        self.root = daemon.root
 
     def __call__(
-        self, *args: str, check: bool = True, stdin: str | None = None
+        self, *args: str, check: bool = True, stdin: str | None = None, host: str = ""
     ) -> subprocess.CompletedProcess[str]:
-        argv = [sys.executable, "-m", "sampan.cli", "--root", str(self.root), *args]
+        argv = [sys.executable, "-m", "sampan.cli", "--root", str(self.root),
+                "-H", host or self.daemon.host, *args]  # fmt: skip
         done = subprocess.run(
             argv, capture_output=True, text=True, input=stdin, cwd=REPO, timeout=600
         )
@@ -31,11 +36,16 @@ class Sampan:
 
 
 @pytest.fixture(scope="module")
-def sampan(tmp_path_factory: pytest.TempPathFactory) -> Sampan:
-    cli = Sampan(tmp_path_factory.mktemp("cli") / "root")
-    image_id = cli("image", "bootstrap", "-q", "busybox").stdout.strip()
-    assert image_id.startswith("sha256:")
-    return cli
+def sampan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sampan]:
+    daemon = SampanDaemon(tmp_path_factory.mktemp("cli")).start()
+    try:
+        cli = Sampan(daemon)
+        # bootstrap works on the store itself, with the daemon running on it
+        image_id = cli("image", "bootstrap", "-q", "busybox").stdout.strip()
+        assert image_id.startswith("sha256:")
+        yield cli
+    finally:
+        daemon.stop()
 
 
 def test_images_lists_like_docker(sampan: Sampan) -> None:
@@ -71,7 +81,7 @@ def test_inspect_history_and_tags(sampan: Sampan) -> None:
 def test_errors_are_one_line_and_exit_1(sampan: Sampan) -> None:
     done = sampan("rmi", "nothing-here", check=False)
     assert done.returncode == 1
-    assert done.stderr == "Error response from daemon: no such image: nothing-here\n"
+    assert done.stderr == "Error response from daemon: No such image: nothing-here:latest\n"
     done = sampan("tag", "busybox", "Bad/Name", check=False)
     assert done.returncode == 1 and done.stderr.startswith("Error: ")
     done = sampan("images", "--filter", "color=red", check=False)
@@ -80,6 +90,20 @@ def test_errors_are_one_line_and_exit_1(sampan: Sampan) -> None:
     assert done.returncode == 1 and "No such object: nothing-here" in done.stderr
     done = sampan("frobnicate", check=False)
     assert done.returncode == 1 and 'unknown command "frobnicate"' in done.stderr
+
+
+def test_without_a_daemon_every_command_says_so(sampan: Sampan, tmp_path: Path) -> None:
+    host = f"unix://{tmp_path}/nobody.sock"
+    expected = f"Cannot connect to the sampan daemon at {host}. Is the sampan daemon running?\n"
+    for args in (("images",), ("image", "inspect", "busybox"), ("history", "busybox"),
+                 ("tag", "busybox", "x:1"), ("rmi", "busybox"), ("pull", "busybox"),
+                 ("image", "prune", "-f"), ("system", "df"), ("save", "-o", "/dev/null", "x"),
+                 ("info", "-f", "{{.NCPU}}")):  # fmt: skip
+        done = sampan(*args, check=False, host=host)
+        assert (done.returncode, done.stderr) == (1, expected), args
+    done = sampan("version", check=False, host=host)
+    assert done.returncode == 1 and done.stdout.startswith("Client:\n Version:")
+    assert "Server:" not in done.stdout and done.stderr == expected
 
 
 def test_system_df_and_prune(sampan: Sampan) -> None:

@@ -49,13 +49,25 @@ def test_hot_path_imports_no_slow_modules() -> None:
 
 
 def test_listing_images_imports_no_slow_modules() -> None:
-    """``sampan images`` opens the store: no hashing, tar, shutil or registry code."""
-    names = imported_modules("sampan.cli.main", "sampan.cli.image", "sampan.image.store")
-    assert "sampan.image.snapshot" in names
-    never = FORBIDDEN | {"hashlib", "shutil", "tarfile", "zlib", "sampan.image.unpack",
-                         "sampan.image.layertar", "sampan.image.registry"}  # fmt: skip
+    """``sampan images`` asks the daemon: no image store, no SQLite, no http.client."""
+    names = imported_modules("sampan.cli.main", "sampan.cli.image", "sampan.cli.format")
+    assert "sampan.api.client" in names
+    never = FORBIDDEN | {"http.client", "sqlite3", "hashlib", "shutil", "tarfile", "zlib",
+                         "sampan.image.store", "sampan.image.snapshot", "sampan.image.registry",
+                         "sampan.engine"}  # fmt: skip
     slow = sorted(never.intersection(names))
     assert slow == [], f"sampan images imports {slow}"
+
+
+def test_pull_and_push_import_no_registry_client() -> None:
+    """``sampan pull``/``push`` draw the daemon's stream: no registry client, HTTP or TLS."""
+    names = imported_modules("sampan.cli.main", "sampan.cli.registry", "sampan.image.progress",
+                             "sampan.oci.reference", "sampan.image.dockerconfig")  # fmt: skip
+    assert "sampan.image.progress" in names
+    never = FORBIDDEN | {"http.client", "ssl", "sqlite3", "hashlib", "urllib.parse",
+                         "sampan.image.registry", "sampan.image.store"}  # fmt: skip
+    slow = sorted(never.intersection(names))
+    assert slow == [], f"sampan pull imports {slow}"
 
 
 def test_container_commands_import_no_slow_modules() -> None:

@@ -1,0 +1,120 @@
+"""What the image and system commands share as clients of the daemon.
+
+``daemon_errors`` prints the daemon's refusals as docker's CLI does
+("Error response from daemon: ...") and its absence as one line; the
+progress stream of pull/push (docker's JSON lines) is drawn with the same
+display the store's own pull uses (sampan/image/progress.py): live bars on
+a terminal, one line per status change otherwise.  ``registry_auth`` is
+docker's X-Registry-Auth header, from the client's config.json -- the
+daemon never reads a user's credentials.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from sampan import _json
+from sampan.api.client import ApiError, Client, DaemonUnreachable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from sampan.api.client import Response
+    from sampan.cli.main import Context
+    from sampan.image.progress import Progress
+
+__all__ = ["client", "daemon_errors", "err", "follow_progress", "query_string", "registry_auth"]
+
+
+def client(ctx: Context) -> Client:
+    return Client(ctx.host)
+
+
+def err(line: str) -> None:
+    sys.stdout.flush()
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+def daemon_errors(run: Callable[[], int], failure: int = 1) -> int:
+    """RUN(); the daemon's refusal or its absence printed as docker prints them."""
+    try:
+        return run()
+    except DaemonUnreachable as exc:
+        err(str(exc))
+    except ApiError as exc:
+        err(f"Error response from daemon: {exc.message}")
+    return failure
+
+
+def query_string(pairs: list[tuple[str, str]]) -> str:
+    """``?k=v&k=v2``: for the queries with a repeated key (save's names, import's changes)."""
+    from sampan.api.client import quote
+
+    return "?" + "&".join(f"{quote(k)}={quote(v)}" for k, v in pairs) if pairs else ""
+
+
+def follow_progress(response: Response, progress: Progress) -> list[dict[str, Any]]:
+    """Draw docker's JSON progress stream of RESPONSE on PROGRESS; return its aux records.
+
+    An ``error`` line (a pull that failed after it started) is raised as ApiError.
+    """
+    aux: list[dict[str, Any]] = []
+    try:
+        for line in response.lines():
+            try:
+                doc = _json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(doc, dict):
+                continue
+            if doc.get("error"):
+                raise ApiError(500, str(doc["error"]))
+            if isinstance(doc.get("aux"), dict):
+                aux.append(doc["aux"])
+                continue
+            status = doc.get("status")
+            if not isinstance(status, str):
+                if isinstance(doc.get("stream"), str):
+                    progress.message(doc["stream"].rstrip("\n"))
+                continue
+            layer_id = doc.get("id")
+            if not layer_id:
+                progress.message(status)
+                continue
+            detail = doc.get("progressDetail") or {}
+            current = detail.get("current") if isinstance(detail, dict) else None
+            total = detail.get("total") if isinstance(detail, dict) else None
+            if isinstance(current, int):
+                progress.layer(str(layer_id), status, current, total if total else None)
+            else:
+                progress.layer(str(layer_id), status)
+    finally:
+        response.close()
+        progress.close()
+    return aux
+
+
+def registry_auth(config_dir: str | None, domain: str) -> dict[str, str]:
+    """docker's X-Registry-Auth for DOMAIN from config.json ({} without credentials):
+    base64url of {"username", "password", "serveraddress"} (or an identity token)."""
+    from sampan.image.dockerconfig import load_credentials
+
+    creds = load_credentials(domain, config_dir)
+    if creds is None:
+        return {}
+    doc: dict[str, str] = {"serveraddress": domain}
+    if creds.identity_token:
+        doc["identitytoken"] = creds.identity_token
+    else:
+        doc["username"], doc["password"] = creds.username, creds.password
+    return {"X-Registry-Auth": encode_auth(doc)}
+
+
+def encode_auth(doc: dict[str, str]) -> str:
+    import binascii
+
+    raw = binascii.b2a_base64(_json.dumps(doc).encode(), newline=False).decode()
+    return raw.replace("+", "-").replace("/", "_")
