@@ -110,4 +110,14 @@ def make_router() -> Router:
     system.add_routes(router)
     images.add_routes(router)
     containers.add_routes(router)
+    from sampan.api import attach, exec
+
+    attach.add_routes(router)
+    exec.add_routes(router)
+    from sampan.api import volumes
+
+    volumes.add_routes(router)
+    from sampan.api import container_ops
+
+    container_ops.add_routes(router)
     return router

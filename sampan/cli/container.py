@@ -23,7 +23,7 @@ import sys
 import time
 
 from sampan.api.client import ApiError, Client, DaemonUnreachable, demux, quote
-from sampan.cli import limits
+from sampan.cli import limits, mount_opts
 from sampan.cli.args import Flag, parse
 from sampan.cli.main import Context, Usage
 from sampan.errors import InvalidArgument, SampanError, Unsupported, describe
@@ -114,12 +114,13 @@ CREATE_FLAGS = [
     HELP,
 ]
 CREATE_FLAGS += limits.CREATE_FLAGS  # memory, CPUs, ulimits, capabilities, devices, init...
+CREATE_FLAGS += mount_opts.CREATE_FLAGS  # -v, --mount, --tmpfs, --volumes-from
 RUN_FLAGS = [Flag("--detach,-d", "bool", "run container in background and print its ID")]
 RUN_FLAGS += CREATE_FLAGS
 
 # docker's other run/create flags: known, refused by name until the engine has them.
-_LATER_VALUE = ("--volume,-v", "--mount", "--publish,-p", "--tmpfs", "--restart", "--stop-signal",
-                "--stop-timeout", "--health-cmd", "--volumes-from", "--pull", "--platform",
+_LATER_VALUE = ("--publish,-p", "--restart", "--stop-signal",
+                "--stop-timeout", "--health-cmd", "--pull", "--platform",
                 "--add-host", "--dns", "--expose", "--label-file", "--log-driver", "--log-opt",
                 "--attach,-a", "--cidfile", "--detach-keys", "--ipc", "--pid", "--userns", "--uts",
                 "--sysctl", "--group-add", "--gpus", "--runtime", "--cgroupns", "--cgroup-parent",
@@ -198,6 +199,7 @@ def create_body(opts: dict[str, Any], image: str, command: list[str]) -> dict[st
             **limits.host_config(opts),
         },
     }
+    mount_opts.apply(opts, body)  # Binds, Mounts, Tmpfs, VolumesFrom, Volumes
     if opts["entrypoint"] is not None:
         body["Entrypoint"] = [opts["entrypoint"]]  # [""]: the image's is reset, as docker
     return body

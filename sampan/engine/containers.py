@@ -235,9 +235,13 @@ class ContainerService:
         config = spec.merge_config(image_config, request, cid)
         c = Container(cid, name or self._random_name(), record.id, image_name, time.time(),
                       config, host, _new_state())  # fmt: skip
+        from sampan.engine import mounts
+
+        mounts.plan(self.engine, c, request, image_config)  # checked; nothing made yet
         with self._lock:
             self._insert(c)
         try:
+            mounts.create_volumes(self.engine, c)
             bundle = self.bundle(c)
             os.makedirs(os.path.join(bundle, "rootfs"), mode=0o700)
             self._write_files(c)
@@ -328,10 +332,14 @@ class ContainerService:
         store = self.engine.store()
         if not _mounted(rootfs):
             store.snapshots.mount(c.id, rootfs)
+        from sampan.engine import mounts
+
         try:
+            mounts.setup(self.engine, c, rootfs)  # volumes mounted, filled from the image
             self._write_spec(c)
             self._spawn(c, run_dir)
         except BaseException:
+            mounts.teardown(self.engine, c, events=False)
             store.snapshots.unmount(rootfs)
             raise
 
@@ -345,6 +353,13 @@ class ContainerService:
             group=_read(os.path.join(rootfs, "etc/group")),
             cgroup_v2=os.path.exists("/sys/fs/cgroup/cgroup.controllers"),
         )  # fmt: skip
+        from sampan.engine import resources, security
+
+        resources.apply_to_spec(doc, c.host_config)
+        from sampan.engine import mounts
+
+        mounts.apply(self.engine, c, doc)  # -v, --mount, --tmpfs, --volumes-from
+        security.apply_to_spec(doc, c.host_config)
         tmp = os.path.join(bundle, ".config.json.tmp")
         with open(tmp, "w") as f:
             f.write(_json.dumps(doc))
@@ -361,10 +376,13 @@ class ContainerService:
                 self.log_path(c), run_dir, str(write_fd)]  # fmt: skip
         if spec.network_namespace(c.host_config["NetworkMode"]):
             argv.append("--loopback")
+        argv += self.engine.attach.monitor_flags(c)  # stdin, tty, log rotation, attachers
+        pid = 0
         try:
             proc, pid = self._launch_monitor(argv, write_fd, os.path.join(run_dir, "monitor.log"))
         finally:
             os.close(write_fd)
+            self.engine.attach.connect_claimed(c, pid)  # the clients that attached before start
         with self._lock:
             c.state.update(MonitorPid=pid, MonitorStart=proc_start_time(pid) or 0)
             self._save(c)
@@ -464,6 +482,9 @@ class ContainerService:
             self.engine.store().snapshots.unmount(self._rootfs(c))
         except OSError as exc:
             error = error or f"unmounting the rootfs: {describe(exc)}"
+        from sampan.engine import mounts
+
+        mounts.teardown(self.engine, c)  # volume devices no running container uses: unmounted
         from sampan.runtime.state import rfc3339_now
 
         with self._lock:
@@ -517,6 +538,9 @@ class ContainerService:
             lifecycle.kill(self.runtime_root, c.id, signal)
         except (Conflict, NotFound):
             pass  # it exited meanwhile; its monitor reports it
+        from sampan.engine.operations import after_signal
+
+        after_signal(self, c)  # a paused container is thawed, so the signal lands
 
     def stop(self, ref: str, timeout: int | None = None, signal: str = "") -> None:
         c = self.get(ref)
@@ -558,7 +582,7 @@ class ContainerService:
 
     # -- remove --------------------------------------------------------------------------
 
-    def remove(self, ref: str, force: bool = False) -> None:
+    def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
         with self._lock:
             c = self.get(ref)
             if c.removing:
@@ -579,10 +603,11 @@ class ContainerService:
             with self._lock:
                 c.removing = False
             raise
-        self._remove_files(c)
+        self._remove_files(c, volumes)
 
-    def _remove_files(self, c: Container) -> None:
-        """Everything of C: runtime state, rootfs mount, snapshot, directories, record."""
+    def _remove_files(self, c: Container, volumes: bool = True) -> None:
+        """Everything of C: runtime state, rootfs mount, snapshot, directories, record;
+        VOLUMES: its anonymous volumes too (rm -v, --rm, a failed create)."""
         import shutil
 
         from sampan.runtime import lifecycle
@@ -608,6 +633,9 @@ class ContainerService:
             c.removed = True
             c.removing = False
             self.changed.notify_all()
+        from sampan.engine import mounts
+
+        mounts.release(self.engine, c, volumes)
 
     # -- API shapes ----------------------------------------------------------------------
 
@@ -627,7 +655,7 @@ class ContainerService:
             "State": {
                 "Status": c.status,
                 "Running": c.running,
-                "Paused": False,
+                "Paused": c.status == "paused",
                 "Restarting": False,
                 "OOMKilled": False,
                 "Dead": False,
@@ -652,7 +680,7 @@ class ContainerService:
             "ExecIDs": None,
             "HostConfig": c.host_config,
             "GraphDriver": {"Name": driver, "Data": None},
-            "Mounts": [],
+            "Mounts": _api_mounts(c),
             "Config": c.config,
             "NetworkSettings": {
                 "Bridge": "",
@@ -671,8 +699,9 @@ class ContainerService:
             status = c.status
         args = list(c.config.get("Entrypoint") or []) + list(c.config.get("Cmd") or [])
         now = time.time()
-        if status == "running":
+        if status in ("running", "paused"):
             text = "Up " + human_duration(now - _epoch(state["StartedAt"]))
+            text += " (Paused)" if status == "paused" else ""
         elif status == "exited":
             ago = human_duration(now - _epoch(state["FinishedAt"]))
             text = f"Exited ({state.get('ExitCode', 0)}) {ago} ago"
@@ -693,7 +722,7 @@ class ContainerService:
             "Status": text,
             "HostConfig": {"NetworkMode": c.host_config["NetworkMode"]},
             "NetworkSettings": {"Networks": {}},
-            "Mounts": [],
+            "Mounts": _api_mounts(c),
         }
 
     def list(
@@ -722,6 +751,12 @@ class ContainerService:
                 continue
             out.append(self.summary(c))
         return out
+
+
+def _api_mounts(c: Container) -> list[dict[str, Any]]:
+    from sampan.engine.mounts import api_mounts
+
+    return api_mounts(c)
 
 
 def _name_match(pattern: str, name: str) -> bool:

@@ -178,9 +178,13 @@ def check_host_config(host: object) -> dict[str, Any]:
         host = {}
     if not isinstance(host, dict):
         raise InvalidArgument("HostConfig: expected an object")
+    from sampan.engine import mounts, resources, security
+
     for key, value in host.items():
         if key == "MemorySwappiness" and value == -1:
             continue  # the CLI's "unset"
+        if key in resources.FIELDS or key in security.FIELDS or key in mounts.FIELDS:
+            continue
         if key not in _HOST_CONFIG_KEYS and not _empty(value):
             raise Unsupported(f"HostConfig.{key} is not supported yet")
     mode = _str(host.get("NetworkMode"), "HostConfig.NetworkMode")
@@ -192,14 +196,18 @@ def check_host_config(host: object) -> dict[str, Any]:
     log = host.get("LogConfig") or {}
     if not isinstance(log, dict) or log.get("Type", "") not in ("", "json-file"):
         raise Unsupported(f"log driver {log.get('Type')!r} is not supported yet")
-    if log.get("Config"):
-        raise Unsupported("HostConfig.LogConfig.Config is not supported yet")
+    from sampan.engine.logfile import check_log_config
+
+    log_opts = check_log_config(log.get("Config"))
     return {
         "NetworkMode": mode or "default",
         "AutoRemove": bool(host.get("AutoRemove")),
         "ReadonlyRootfs": bool(host.get("ReadonlyRootfs")),
         "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
-        "LogConfig": {"Type": "json-file", "Config": {}},
+        "LogConfig": {"Type": "json-file", "Config": log_opts},
+        **resources.check(host),
+        **security.check(host),
+        **mounts.check_host_fields(host),
     }
 
 

@@ -140,6 +140,16 @@ def update(root: str, cid: str, opts: dict[str, Any]) -> None:
     if opts["blkio_weight"] is not None:
         resources.setdefault("blockIO", {})["weight"] = opts["blkio_weight"]
     resources = {k: v for k, v in resources.items() if v not in ({}, None)}
+    _apply(state, cg, resources)
+
+
+def update_resources(root: str, cid: str, resources: dict[str, Any]) -> None:
+    """Apply RESOURCES (OCI linux.resources, only what changes) to a running container."""
+    state, cg = _running(root, cid)
+    _apply(state, cg, resources)
+
+
+def _apply(state: ContainerState, cg: Any, resources: dict[str, Any]) -> None:
     from sampan.cgroups import validate_resources
 
     validate_resources(resources)
