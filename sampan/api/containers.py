@@ -1,20 +1,15 @@
 """/containers/...: the container endpoints of the Engine API (moby's api/docs/v1.41.yaml).
 
-Handlers parse, call the engine's ContainerService, and encode.  Output
-streams (logs, attach) read the container's json-file log: ``attach``
-follows it from the moment of the call until the container exits, which is
-what a client that attaches before ``start`` (``docker run``) needs.
-Without a TTY every chunk is framed as docker does: 8 bytes (stream 1 or
-2, three zeros, a big-endian length), then the bytes.  ``wait`` sends its
-headers at once (the docker CLI waits for them before it starts the
-container) and the body when the condition is met.
-
-Not supported yet, said out loud: attaching stdin, TTYs (501).
+Handlers parse, call the engine's ContainerService, and encode.  ``logs``
+reads the container's json-file log and its rotated files
+(sampan.engine.logfile); ``-f`` follows it until the container exits.
+Every chunk is framed as docker does: 8 bytes (stream 1 or 2, three zeros,
+a big-endian length), then the bytes.  ``wait`` sends its headers at once
+(the docker CLI waits for them before it starts the container) and the
+body when the condition is met.  Attach and resize are in attach.py.
 """
 
 from __future__ import annotations
-
-import os
 
 from sampan import _json
 from sampan.api.errors import BadRequest
@@ -27,6 +22,7 @@ if TYPE_CHECKING:
     from sampan.api.router import Router
     from sampan.api.server import Request
     from sampan.engine.containers import Container, ContainerService
+    from sampan.engine.logfile import LogReader
 
 __all__ = ["add_routes", "frame"]
 
@@ -43,7 +39,6 @@ def add_routes(router: Router) -> None:
     router.add("POST", "/containers/{id}/stop", stop)
     router.add("POST", "/containers/{id}/kill", kill)
     router.add("POST", "/containers/{id}/wait", wait)
-    router.add("POST", "/containers/{id}/attach", attach)
     router.add("DELETE", "/containers/{id}", remove)
 
 
@@ -102,7 +97,8 @@ def kill(request: Request) -> None:
 def remove(request: Request) -> None:
     if request.flag("link"):
         raise Unsupported("removing links is not supported")
-    _service(request).remove(request.vars["id"], force=request.flag("force"))
+    _service(request).remove(request.vars["id"], force=request.flag("force"),
+                             volumes=request.flag("v"))
     request.send(204)
 
 
@@ -136,32 +132,6 @@ def wait(request: Request) -> None:
 # -- output streams ----------------------------------------------------------------------
 
 
-class _LogReader:
-    """Complete json-file lines from an open log fd, as (stream, time, bytes)."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self._rest = b""
-
-    def entries(self) -> list[tuple[str, str, bytes]]:
-        chunks = [self._rest]
-        while True:
-            data = os.read(self.fd, 1 << 16)
-            if not data:
-                break
-            chunks.append(data)
-        data = b"".join(chunks)
-        *lines, self._rest = data.split(b"\n")
-        out = []
-        for line in lines:
-            try:
-                doc = _json.loads(line)
-                out.append((doc["stream"], doc["time"], doc["log"].encode()))
-            except (ValueError, KeyError, TypeError):
-                continue  # a torn line after a crash: skipped, as docker's reader does
-        return out
-
-
 def _client_gone(request: Request) -> bool:
     """Whether the client closed its connection (a half-close is not leaving)."""
     import select
@@ -175,7 +145,7 @@ def _client_gone(request: Request) -> bool:
 def _follow(
     request: Request,
     c: Container,
-    reader: _LogReader,
+    reader: LogReader,
     emit: Callable[[list[tuple[str, str, bytes]]], None],
     finished: Callable[[], bool],
 ) -> None:
@@ -192,13 +162,6 @@ def _follow(
         with service.changed:
             if not finished():
                 service.changed.wait(_IDLE)
-
-
-def _open_log(service: ContainerService, c: Container) -> int:
-    try:
-        return os.open(service.log_path(c), os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
 
 
 def logs(request: Request) -> None:
@@ -227,9 +190,10 @@ def logs(request: Request) -> None:
             return at >= since and (not until or at <= until)
         return True
 
-    fd = _open_log(service, c)
+    from sampan.engine.logfile import LogReader
+
+    reader = LogReader(service.log_path(c))
     try:
-        reader = _LogReader(fd)
         out = request.stream(200, "application/vnd.docker.raw-stream")
 
         def emit(entries: list[tuple[str, str, bytes]]) -> None:
@@ -243,42 +207,5 @@ def logs(request: Request) -> None:
             _follow(request, c, reader, emit, lambda: c.removed or not (c.running or c.starting))
         out.close()
     finally:
-        os.close(fd)
+        reader.close()
 
-
-def attach(request: Request) -> None:
-    service = _service(request)
-    c = service.get(request.vars["id"])
-    if request.flag("stdin"):
-        raise Unsupported("attaching stdin is not supported yet")
-    if c.config.get("Tty"):
-        raise Unsupported("attaching to a container with a TTY is not supported yet")
-    if not request.flag("stream") and not request.flag("logs"):
-        raise BadRequest("attach: one of stream or logs is required")
-    want = {s for s in ("stdout", "stderr") if request.flag(s)}
-    exits = c.exits
-    fd = _open_log(service, c)
-    try:
-        if not request.flag("logs"):
-            os.lseek(fd, 0, os.SEEK_END)
-        reader = _LogReader(fd)
-        upgrade = "upgrade" in request.headers.get("Connection", "").lower()
-        sock = request.hijack(101 if upgrade else 200)
-
-        def emit(entries: list[tuple[str, str, bytes]]) -> None:
-            data = b"".join(frame(s, d) for s, _, d in entries if s in want)
-            if data:
-                sock.sendall(data)
-
-        if not request.flag("stream"):
-            emit(reader.entries())
-        else:
-            _follow(request, c, reader, emit, lambda: c.exits > exits or c.removed)
-        try:
-            sock.shutdown(1)  # SHUT_WR: the client sees the end of the stream
-        except OSError:
-            pass
-    except (BrokenPipeError, ConnectionResetError):
-        pass
-    finally:
-        os.close(fd)

@@ -111,7 +111,18 @@ CONTAINER_COMMANDS: dict[str, tuple[str, str, str]] = {
     "inspect": ("sampan.cli.container", "cmd_container_inspect", "Inspect containers"),
 }
 
-GROUPS = {"image": IMAGE_COMMANDS, "container": CONTAINER_COMMANDS, "system": SYSTEM_COMMANDS}
+VOLUME_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "create": ("sampan.cli.volume", "cmd_volume_create", "Create a volume"),
+    "ls": ("sampan.cli.volume", "cmd_volume_ls", "List volumes"),
+    "list": ("sampan.cli.volume", "cmd_volume_ls", "List volumes"),
+    "inspect": ("sampan.cli.volume", "cmd_volume_inspect", "Display detailed volume information"),
+    "rm": ("sampan.cli.volume", "cmd_volume_rm", "Remove one or more volumes"),
+    "remove": ("sampan.cli.volume", "cmd_volume_rm", "Remove one or more volumes"),
+    "prune": ("sampan.cli.volume", "cmd_volume_prune", "Remove unused local volumes"),
+}
+
+GROUPS = {"image": IMAGE_COMMANDS, "container": CONTAINER_COMMANDS, "system": SYSTEM_COMMANDS,
+          "volume": VOLUME_COMMANDS}  # fmt: skip
 
 
 class Usage(Exception):
@@ -155,7 +166,7 @@ def _help() -> str:
     lines += [f"  {name:<10}{spec[2]}" for name, spec in COMMANDS.items()]
     lines += ["", "Management Commands:"]
     lines += ["  container Manage containers", "  image     Manage images"]
-    lines += ["  system    Manage sampan", "", "Global Options:"]
+    lines += ["  system    Manage sampan", "  volume    Manage volumes", "", "Global Options:"]
     lines.append(usage(GLOBAL_FLAGS))
     return "\n".join(lines)
 

@@ -24,6 +24,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from sampan.engine.containers import ContainerService
     from sampan.engine.images import ImageService
+    from sampan.engine.volumes import VolumeService
     from sampan.engine.zygote import Zygote
     from sampan.image.store import ImageStore
 
@@ -53,6 +54,7 @@ class Engine:
         self.events = EventBus()
         self.images = _images(self)
         self.id = self._engine_id()
+        self.volumes = _volumes(self)
         self.containers = _containers(self)
         from sampan.engine.attach import AttachHub
         from sampan.engine.exec import ExecService
@@ -60,6 +62,7 @@ class Engine:
         self.attach = AttachHub(self)  # stdio of running containers (their monitors')
         self.execs = ExecService(self)
         self.containers.restore()  # re-adopt the monitors of containers still running
+        self.volumes.reconcile()  # volume devices no running container uses: unmounted
         self.zygote()  # warm up now: the first start need not wait for it
 
     @property
@@ -139,6 +142,12 @@ def _images(engine: Engine) -> ImageService:
     from sampan.engine.images import ImageService
 
     return ImageService(engine)
+
+
+def _volumes(engine: Engine) -> VolumeService:
+    from sampan.engine.volumes import VolumeService
+
+    return VolumeService(engine)
 
 
 def _containers(engine: Engine) -> ContainerService:
