@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Warm pull through a daemon: the docker CLI against `sampan daemon` vs dockerd.
+"""Warm pull through a daemon: the docker CLI against `sampan daemon` vs dockerd, and
+`sampan pull` (the sampan CLI, the daemon's client) against `sampan daemon`.
 
     .venv/bin/python bench/daemon_pull.py [--runs 15]
 
@@ -65,17 +66,20 @@ def main() -> int:
         cases = {
             "sampan": ["docker", "-H", f"unix://{sock}", "pull", "-q", image],
             "docker": ["docker", "-H", docker_host, "pull", "-q", image],
-        }
+            "sampan CLI": [os.path.join(ROOT, ".venv", "bin", "sampan"), "-H", f"unix://{sock}",
+                           "pull", "-q", image],
+        }  # fmt: skip
         for argv in cases.values():
             timed(argv)  # the image is present from here on: warm pulls
         times: dict[str, list[float]] = {name: [] for name in cases}
         order = list(cases)
         for i in range(opts.runs):
-            for name in order if i % 2 == 0 else reversed(order):
+            for name in order[i % 3 :] + order[: i % 3]:
                 times[name].append(timed(cases[name]))
         medians = {name: statistics.median(t) * 1000 for name, t in times.items()}
         for name, median in medians.items():
-            print(f"warm docker pull via {name}: median {median:.1f} ms over {opts.runs} runs")
+            what = "sampan pull via sampan" if name == "sampan CLI" else f"docker pull via {name}"
+            print(f"warm {what}: median {median:.1f} ms over {opts.runs} runs")
         print(f"ratio sampan/docker: {medians['sampan'] / medians['docker']:.2f}")
     finally:
         daemon.terminate()

@@ -20,8 +20,10 @@ given the image to pull:
 
 Then, alternating which tool goes first each round:
 
-    cold   sampan: `sampan pull -q` (the installed launcher; or pull() in a
-                   script without one) into a fresh store
+    cold   sampan: `sampan pull -q` (the installed launcher, a client of a
+                   `sampan daemon` on the stores' filesystem) after `sampan
+                   rmi -f` + `image prune -a -f`; without the launcher, pull()
+                   in a script into a fresh store
            docker: `docker pull -q` after `docker rmi` + `image prune`
            skopeo: `skopeo copy` to a fresh OCI layout (download only, no unpack)
     warm   the same again with everything present (the manifest is checked,
@@ -264,18 +266,45 @@ class Tools:
         self.work = work
         self.ref = ref
         self.docker_env = docker_env
+        self.daemon: subprocess.Popen[bytes] | None = None
         self.python = os.path.join(ROOT, ".venv", "bin", "python")
         if not os.path.exists(self.python):
             self.python = sys.executable
 
     def sampan(self, cold: bool) -> float:
         root = f"{self.work}/sampan-root"
+        launcher = os.path.join(ROOT, ".venv", "bin", "sampan")
+        if os.path.exists(launcher):  # what a user runs, as `docker pull -q`: a daemon's client
+            client = [launcher, "-H", self._sampan_daemon(launcher, root)]
+            if cold:
+                for cmd in (["rmi", "-f", self.ref], ["image", "prune", "-a", "-f"]):
+                    subprocess.run([*client, *cmd], capture_output=True)
+            return timed([*client, "pull", "-q", self.ref])
         if cold:
             _remove_store(root)
-        launcher = os.path.join(ROOT, ".venv", "bin", "sampan")
-        if os.path.exists(launcher):  # what a user runs, as `docker pull -q`
-            return timed([launcher, "--root", root, "pull", "-q", self.ref])
         return timed([self.python, "-IS", "-c", SAMPAN_PULL, ROOT, f"{root}/image", self.ref])
+
+    def _sampan_daemon(self, launcher: str, root: str) -> str:
+        """The host of a `sampan daemon` on ROOT (started on first use)."""
+        sock = f"{self.work}/sampan.sock"
+        if self.daemon is None:
+            argv = [launcher, "--root", root, "daemon", "--exec-root", f"{self.work}/sampan-exec",
+                    "-H", f"unix://{sock}"]  # fmt: skip
+            quiet = subprocess.DEVNULL
+            self.daemon = subprocess.Popen(argv, stdout=quiet, stderr=quiet)
+            deadline = time.monotonic() + 20
+            while subprocess.run([launcher, "-H", f"unix://{sock}", "version"],
+                                 capture_output=True).returncode != 0:  # fmt: skip
+                if time.monotonic() > deadline:
+                    raise SystemExit("sampan daemon did not answer")
+                time.sleep(0.05)
+        return f"unix://{sock}"
+
+    def stop(self) -> None:
+        if self.daemon is not None:
+            self.daemon.terminate()
+            self.daemon.wait(30)
+            self.daemon = None
 
     def docker(self, cold: bool) -> float:
         assert self.docker_env is not None
@@ -364,6 +393,7 @@ def main() -> int:
     registry = None
     docker_dir = ""
     docker_env = None
+    tools = None
     try:
         stores = make_fs(work, opts.fs)
         docker_dir = f"{stores}/docker"
@@ -426,6 +456,8 @@ def main() -> int:
                 )
         return 0
     finally:
+        if tools is not None:
+            tools.stop()
         if docker_env is not None:
             subprocess.run(["docker", "rmi", "-f", ref], env=docker_env, capture_output=True)
             _stop_dockerd(docker_dir)

@@ -83,7 +83,7 @@ def cmd_save(ctx: Context, argv: list[str]) -> int:
 
 def _stream_lines(response: Response) -> list[str]:
     """The "stream" and "status" texts of a JSON message stream; its error raised."""
-    from sampan.api.client import ApiError
+    from sampan.errors import SampanError
 
     texts: list[str] = []
     for line in response.lines():
@@ -94,7 +94,7 @@ def _stream_lines(response: Response) -> list[str]:
         if not isinstance(doc, dict):
             continue
         if doc.get("error"):
-            raise ApiError(500, str(doc["error"]))
+            raise SampanError(str(doc["error"]))
         text = doc.get("stream") or doc.get("status")
         if isinstance(text, str):
             texts.append(text)

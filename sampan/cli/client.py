@@ -15,6 +15,7 @@ import sys
 
 from sampan import _json
 from sampan.api.client import ApiError, Client, DaemonUnreachable
+from sampan.errors import SampanError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -59,7 +60,8 @@ def query_string(pairs: list[tuple[str, str]]) -> str:
 def follow_progress(response: Response, progress: Progress) -> list[dict[str, Any]]:
     """Draw docker's JSON progress stream of RESPONSE on PROGRESS; return its aux records.
 
-    An ``error`` line (a pull that failed after it started) is raised as ApiError.
+    An ``error`` line (a pull that failed once its stream started) is raised as a
+    SampanError: docker's CLI prints it as it is, not as the daemon's refusal.
     """
     aux: list[dict[str, Any]] = []
     try:
@@ -71,7 +73,7 @@ def follow_progress(response: Response, progress: Progress) -> list[dict[str, An
             if not isinstance(doc, dict):
                 continue
             if doc.get("error"):
-                raise ApiError(500, str(doc["error"]))
+                raise SampanError(str(doc["error"]))
             if isinstance(doc.get("aux"), dict):
                 aux.append(doc["aux"])
                 continue

@@ -46,12 +46,23 @@ FILTER_KEYS = ("dangling", "reference", "before", "since", "label")
 # -- shapes shared with the CLI ------------------------------------------------------
 
 
+_FAMILIAR: dict[str, tuple[str, str]] = {}  # a stored name's parts never change
+_LABELS: dict[str, dict[str, str]] = {}  # nor an image's labels: its id is its config's digest
+_CACHE_LIMIT = 100_000
+
+
 def familiar(name: str) -> tuple[str, str]:
     """("busybox", "latest") for "docker.io/library/busybox:latest"."""
-    from sampan.oci.reference import parse_reference
+    parts = _FAMILIAR.get(name)
+    if parts is None:
+        from sampan.oci.reference import parse_reference
 
-    ref = parse_reference(name, default_tag=False)
-    return ref.repository().familiar(), ref.tag or NONE
+        ref = parse_reference(name, default_tag=False)
+        parts = ref.repository().familiar(), ref.tag or NONE
+        if len(_FAMILIAR) >= _CACHE_LIMIT:
+            _FAMILIAR.clear()
+        _FAMILIAR[name] = parts
+    return parts
 
 
 def familiar_name(name: str) -> str:
@@ -126,8 +137,14 @@ def _comment(config: dict[str, Any]) -> str:
 
 
 def _labels(store: ImageStore, record: ImageRecord) -> dict[str, str]:
-    labels = store.config_of(record).container_config.get("Labels") or {}
-    return labels if isinstance(labels, dict) else {}
+    labels = _LABELS.get(record.id)
+    if labels is None:
+        found = store.config_of(record).container_config.get("Labels") or {}
+        labels = found if isinstance(found, dict) else {}
+        if len(_LABELS) >= _CACHE_LIMIT:
+            _LABELS.clear()
+        _LABELS[record.id] = labels
+    return dict(labels)
 
 
 def image_filter(

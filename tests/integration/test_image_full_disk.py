@@ -27,6 +27,7 @@ from sampan.image import archive, bootstrap
 from sampan.image.registry.pull import pull
 from sampan.image.store import ImageStore
 from tests.integration import registry_fixtures as rf
+from tests.integration.daemon_fixtures import SampanDaemon
 from tests.integration.registry_fixtures import Seeded, needs_registry, skopeo_inspect
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mounts a tmpfs)")
@@ -102,8 +103,10 @@ def big_layer(registry: Seeded) -> str:
     return digest
 
 
-def sampan_cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def sampan_cli(root: Path, *args: str, host: str = "") -> subprocess.CompletedProcess[str]:
     argv = [sys.executable, "-m", "sampan.cli", "--root", str(root), *args]
+    if host:
+        argv[3:3] = ["-H", host]
     return subprocess.run(argv, capture_output=True, text=True, cwd=REPO, timeout=300)
 
 
@@ -250,25 +253,34 @@ def test_bootstrap_busybox_bigger_than_the_disk(disk: Disk, size: str) -> None:
 
 @needs_registry
 def test_cli_pull_load_and_bootstrap_on_a_full_disk(
-    registry: Seeded, disk: Disk, big_archive: tuple[Path, str]
+    registry: Seeded, disk: Disk, big_archive: tuple[Path, str], tmp_path: Path
 ) -> None:
-    """Exit 1 and one line on stderr, ``Error: ...``, naming the blob and ENOSPC."""
+    """Exit 1 and one line on stderr naming the blob and ENOSPC: pull and load through a
+    daemon whose root is the full disk, bootstrap on the store itself."""
     mount = disk("4m")
-    layer = big_layer(registry)
-    pulled = sampan_cli(mount, "pull", f"{registry.host}/test/big:v1")
-    assert pulled.returncode == 1
-    assert pulled.stderr == f"Error: blob {layer}: {NO_SPACE}\n"
-    loaded = sampan_cli(mount, "load", "-i", str(big_archive[0]))
-    assert loaded.returncode == 1
-    assert loaded.stderr.startswith("Error: archive member '")
-    assert loaded.stderr.endswith(f"/layer.tar': {NO_SPACE}\n")
-    assert len(loaded.stderr.splitlines()) == 1
-    assert sampan_cli(mount, "image", "prune").returncode == 0
+    daemon = SampanDaemon(tmp_path / "daemon")
+    daemon.root = mount
+    daemon.start()
+    try:
+        layer = big_layer(registry)
+        host = daemon.host
+        pulled = sampan_cli(mount, "pull", f"{registry.host}/test/big:v1", host=host)
+        assert pulled.returncode == 1
+        assert pulled.stderr == f"Error: blob {layer}: {NO_SPACE}\n"  # from the progress stream
+        loaded = sampan_cli(mount, "load", "-i", str(big_archive[0]), host=host)
+        assert loaded.returncode == 1
+        assert loaded.stderr.startswith("Error response from daemon: archive member '")
+        assert loaded.stderr.endswith(f"/layer.tar': {NO_SPACE}\n")
+        assert len(loaded.stderr.splitlines()) == 1
+        assert sampan_cli(mount, "image", "prune", "-f", host=host).returncode == 0
+        listed = sampan_cli(mount, "images", "-q", host=host)
+        assert listed.returncode == 0 and listed.stdout == ""
+    finally:
+        daemon.stop()
     small = disk("1m")
     made = sampan_cli(small, "image", "bootstrap", "busybox")
     assert made.returncode == 1
     assert made.stderr.startswith(f"Error: bootstrap busybox:latest: {small}/image/tmp/")
     assert made.stderr.endswith(f": {NO_SPACE}\n") and len(made.stderr.splitlines()) == 1
-    for root in (mount, small):
-        listed = sampan_cli(root, "images", "-q")
-        assert listed.returncode == 0 and listed.stdout == ""
+    with ImageStore(str(small / "image")) as store:
+        assert store.list() == []
