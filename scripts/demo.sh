@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # demo.sh — make an OCI bundle from busybox and run it with sampan-runtime;
-# then bootstrap the busybox image into the store and list it; then start
-# `sampan daemon` (unless it runs) and run the image through it with `sampan run`.
+# then bootstrap the busybox image into the store; then start `sampan daemon`
+# (unless it runs), list the image and run it through the daemon (`sampan images`,
+# `sampan run`: clients of its API).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 bundle=${SAMPAN_DEMO_BUNDLE:-/var/tmp/sampan-demo}
@@ -22,10 +23,9 @@ PY
 echo "+ sampan-runtime run --bundle $bundle demo"
 sampan-runtime run --bundle "$bundle" "demo-$$"
 # Images: a base image made offline from Debian's busybox-static, in the store.
+# (bootstrap works on the store itself, with or without a daemon running on it)
 echo "+ sampan image bootstrap busybox"
 sampan image bootstrap busybox
-echo "+ sampan images"
-sampan images
 # The engine: `sampan daemon` serves the Docker Engine API on /run/sampan/sampan.sock
 # (started here in its own session unless one already answers), and `sampan run`
 # is its client: create, attach, start, wait -- the same store the bootstrap wrote.
@@ -43,5 +43,7 @@ if ! sampan -H "unix://$sock" ps -q >/dev/null 2>&1; then
     sleep 0.05
   done
 fi
+echo "+ sampan images"
+sampan -H "unix://$sock" images
 echo "+ sampan run --rm busybox echo hello from a sampan container"
 sampan run --rm busybox echo hello from a sampan container
