@@ -1,0 +1,440 @@
+"""Volumes and mounts through `sampan daemon`: the real docker CLI, docker-py, raw API calls.
+
+A module-wide daemon runs on a private root where busybox was bootstrapped
+before it started; the restart test has a daemon of its own that it kills
+with SIGKILL.  Everything is checked by this module's own names and paths
+(other suites run daemons and containers at the same time).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.daemon_fixtures import REPO, SampanDaemon, needs_docker_cli
+
+pytestmark = needs_docker_cli
+
+
+def _bootstrapped(base: Path) -> SampanDaemon:
+    from sampan.image import bootstrap
+    from sampan.image.store import ImageStore
+
+    running = SampanDaemon(base)
+    with ImageStore(str(running.root / "image")) as store:
+        bootstrap.busybox(store, ["busybox:latest"])
+    return running.start()
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampanDaemon]:
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    running = _bootstrapped(tmp_path_factory.mktemp("volumes"))
+    yield running
+    running.docker("rm", "-f", *running.docker("ps", "-aq").stdout.split(), check=False)
+    running.stop()
+
+
+def _until(what: str, check: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _mounts_under(path: Path) -> list[str]:
+    prefix = str(path)
+    out = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split(" ")[4]
+        if point == prefix or point.startswith(prefix + "/"):
+            out.append(point)
+    return out
+
+
+def _volume(daemon: SampanDaemon, name: str) -> dict[str, Any]:
+    doc = json.loads(daemon.docker("volume", "inspect", name).stdout)
+    assert len(doc) == 1
+    return doc[0]  # type: ignore[no-any-return]
+
+
+def _volume_names(daemon: SampanDaemon) -> set[str]:
+    return set(daemon.docker("volume", "ls", "-q").stdout.split())
+
+
+def _sampan(daemon: SampanDaemon, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sampan.cli", "-H", daemon.host, *args],
+        capture_output=True, text=True, cwd=REPO, stdin=subprocess.DEVNULL, timeout=120,
+    )  # fmt: skip
+
+
+# -- volume create/ls/inspect/rm/prune ----------------------------------------------------
+
+
+def test_volume_create_ls_inspect_rm(daemon: SampanDaemon) -> None:
+    assert daemon.docker("volume", "create", "--label", "team=a", "vol-a").stdout == "vol-a\n"
+    doc = _volume(daemon, "vol-a")
+    assert doc["Name"] == "vol-a" and doc["Driver"] == "local" and doc["Scope"] == "local"
+    assert doc["Labels"] == {"team": "a"}
+    assert doc["Mountpoint"] == str(daemon.root / "volumes" / "vol-a" / "_data")
+    assert Path(doc["Mountpoint"]).is_dir()
+    assert doc["CreatedAt"].endswith("Z")
+    # create of an existing name returns it
+    assert daemon.docker("volume", "create", "vol-a").stdout == "vol-a\n"
+    assert _volume(daemon, "vol-a")["Labels"] == {"team": "a"}
+    listed = daemon.docker("volume", "ls", "--filter", "label=team=a").stdout.splitlines()
+    assert listed[0].split() == ["DRIVER", "VOLUME", "NAME"] and listed[1].split() == [
+        "local", "vol-a",
+    ]  # fmt: skip
+    assert "vol-a" in daemon.docker("volume", "ls", "--filter", "name=ol-", "-q").stdout
+    assert daemon.docker("volume", "ls", "-q", "--filter", "driver=nope").stdout == ""
+    form = daemon.docker("volume", "ls", "--filter", "label=team", "--format",
+                         "{{.Name}}:{{.Driver}}:{{.Label \"team\"}}").stdout  # fmt: skip
+    assert form == "vol-a:local:a\n"
+    assert daemon.docker("volume", "rm", "vol-a").stdout == "vol-a\n"
+    assert not (daemon.root / "volumes" / "vol-a").exists()
+    missing = daemon.docker("volume", "inspect", "vol-a", check=False)
+    assert missing.returncode == 1 and "no such volume" in missing.stderr
+    gone = daemon.docker("volume", "rm", "vol-a", check=False)
+    assert gone.returncode == 1 and "no such volume" in gone.stderr
+    assert daemon.docker("volume", "rm", "-f", "vol-a").returncode == 0
+
+
+def test_volume_create_bad_input(daemon: SampanDaemon) -> None:
+    bad = daemon.docker("volume", "create", "bad/name", check=False)
+    assert bad.returncode == 1 and "invalid characters for a local volume name" in bad.stderr
+    opt = daemon.docker("volume", "create", "-o", "colour=red", "vol-bad", check=False)
+    assert opt.returncode == 1 and 'invalid option: "colour"' in opt.stderr
+    need = daemon.docker("volume", "create", "-o", "type=tmpfs", "vol-bad", check=False)
+    assert need.returncode == 1 and 'missing required option: "device"' in need.stderr
+    driver = daemon.docker("volume", "create", "-d", "nfs-plugin", "vol-bad", check=False)
+    assert driver.returncode == 1 and "nfs-plugin" in driver.stderr
+    assert "vol-bad" not in _volume_names(daemon)
+    assert not (daemon.root / "volumes" / "vol-bad").exists()
+    status, body = daemon.api_json("POST", "/volumes/create", {"Name": "x1", "Colour": "red"})
+    assert status == 400 and "Colour" in body["message"]
+
+
+def test_prune(daemon: SampanDaemon) -> None:
+    daemon.docker("volume", "create", "--label", "prune-me=1", "prune-named")
+    anon = daemon.docker("volume", "create", "--label", "prune-me=1").stdout.strip()
+    daemon.api_json("POST", "/volumes/create", {"Labels": {"prune-me": "1", "other": "x"}})
+    # sampan's CLI (docker 23+): anonymous ones only unless -a
+    done = _sampan(daemon, "volume", "prune", "-f", "--filter", "label=prune-me=1",
+                   "--filter", "label!=other")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Deleted Volumes:\n" + anon + "\n")
+    assert "Total reclaimed space:" in done.stdout
+    names = _volume_names(daemon)
+    assert anon not in names and "prune-named" in names
+    # the API at 1.42 semantics (filter all) and the docker CLI at 1.41 (every unused one)
+    status, body = daemon.api_json("POST", "/v1.41/volumes/prune?filters="
+                                   '{"label":["prune-me=1"],"all":["false"]}')  # fmt: skip
+    assert status == 200 and len(body["VolumesDeleted"]) == 1  # the one labelled other=x
+    out = daemon.docker("volume", "prune", "-f", "--filter", "label=prune-me=1").stdout
+    assert "prune-named" in out
+    assert "prune-named" not in _volume_names(daemon)
+
+
+# -- containers with volumes ----------------------------------------------------------------
+
+
+def test_named_volume_shared_by_containers(daemon: SampanDaemon) -> None:
+    daemon.docker("run", "--rm", "-v", "shared-data:/data", "busybox", "sh", "-c",
+                  "echo x > /data/f")  # fmt: skip
+    assert daemon.docker("run", "--rm", "-v", "shared-data:/data", "busybox",
+                         "cat", "/data/f").stdout == "x\n"  # fmt: skip
+    assert "shared-data" in _volume_names(daemon)  # named: kept after --rm
+    daemon.docker("volume", "rm", "shared-data")
+
+
+def test_volume_initialised_from_image(daemon: SampanDaemon) -> None:
+    out = daemon.docker("run", "--rm", "-v", "etc-copy:/etc", "busybox", "sh", "-c",
+                        "grep ^root: /etc/passwd; stat -c '%u %a' /etc").stdout  # fmt: skip
+    assert out.startswith("root:x:0:0:") and out.splitlines()[1] == "0 755"
+    data = Path(_volume(daemon, "etc-copy")["Mountpoint"])
+    assert (data / "passwd").is_file() and (data / "group").is_file()
+    # once filled, a volume is never filled again: a file removed stays removed
+    daemon.docker("run", "--rm", "-v", "etc-copy:/etc", "busybox", "rm", "/etc/group")
+    assert not (data / "group").exists()
+    daemon.docker("run", "--rm", "-v", "etc-copy:/etc", "busybox", "true")
+    assert not (data / "group").exists()
+    # nocopy: left empty
+    daemon.docker("run", "--rm", "-v", "etc-empty:/etc:nocopy", "busybox", "true")
+    assert not (Path(_volume(daemon, "etc-empty")["Mountpoint"]) / "passwd").exists()
+    daemon.docker("volume", "rm", "etc-copy", "etc-empty")
+
+
+def test_bind_mounts_ro_and_rw(daemon: SampanDaemon, tmp_path: Path) -> None:
+    host = tmp_path / "rw"
+    host.mkdir()
+    (host / "in").write_text("from host\n")
+    out = daemon.docker("run", "--rm", "-v", f"{host}:/h", "busybox", "sh", "-c",
+                        "cat /h/in; echo from container > /h/out").stdout  # fmt: skip
+    assert out == "from host\n" and (host / "out").read_text() == "from container\n"
+    ro = daemon.docker("run", "--rm", "-v", f"{host}:/h:ro", "busybox", "sh", "-c",
+                       "touch /h/x", check=False)  # fmt: skip
+    assert ro.returncode == 1 and "Read-only file system" in ro.stderr
+    ro2 = daemon.docker("run", "--rm", "--mount", f"type=bind,src={host},dst=/h,readonly",
+                        "busybox", "touch", "/h/x", check=False)  # fmt: skip
+    assert ro2.returncode == 1 and "Read-only file system" in ro2.stderr
+    assert not (host / "x").exists()
+    one = host / "file"
+    one.write_text("a file\n")
+    assert daemon.docker("run", "--rm", "-v", f"{one}:/etc/a-file:ro", "busybox", "cat",
+                         "/etc/a-file").stdout == "a file\n"  # fmt: skip
+
+
+@pytest.mark.parametrize("how", ["-v", "--mount"])
+def test_bind_of_missing_path_fails_and_leaves_nothing(daemon: SampanDaemon, how: str) -> None:
+    missing = "/nonexistent/sampan-vol-test"
+    spec = f"{missing}:/x" if how == "-v" else f"type=bind,src={missing},dst=/x"
+    name = "missing-bind" + how.replace("-", "")
+    done = daemon.docker("run", "--name", name, how, spec, "busybox", "true", check=False)
+    assert done.returncode == 125 and missing in done.stderr
+    assert daemon.docker("ps", "-aq", "--filter", f"name={name}").stdout == ""
+    assert not os.path.exists(missing)
+
+
+def _mount(source: str, target: str, kind: str | None = None, flags: int = 0) -> None:
+    from sampan.linux.syscalls import mount
+
+    mount(source, target, kind, flags)
+
+
+def test_bind_propagation(daemon: SampanDaemon, tmp_path: Path) -> None:
+    from sampan.linux.syscalls import umount
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    _mount("tmpfs", str(shared), "tmpfs")
+    try:
+        _mount("", str(shared), None, 0x100000)  # MS_SHARED
+        (shared / "sub").mkdir()
+        names = {"rslave": "prop-slave", "rprivate": "prop-private"}
+        for mode, name in names.items():
+            daemon.docker("run", "-d", "--name", name, "-v", f"{shared}:/s:{mode}", "busybox",
+                          "sh", "-c", "sleep 1.5; grep -c ' /s/sub ' /proc/mounts")  # fmt: skip
+        _mount("tmpfs", str(shared / "sub"), "tmpfs")
+        for name in names.values():
+            daemon.docker("wait", name)
+        assert daemon.docker("logs", "prop-slave").stdout == "1\n"
+        assert daemon.docker("logs", "prop-private").stdout == "0\n"
+        doc = json.loads(daemon.docker("inspect", "prop-slave").stdout)[0]
+        mounts = {m["Destination"]: m for m in doc["Mounts"]}
+        assert mounts["/s"]["Propagation"] == "rslave" and mounts["/s"]["Type"] == "bind"
+        daemon.docker("rm", *names.values())
+        umount(str(shared / "sub"))
+    finally:
+        umount(str(shared), 2)
+    # a shared propagation needs a shared source: a private one is refused at start
+    private = tmp_path / "private"
+    private.mkdir()
+    done = daemon.docker("run", "--rm", "-v", f"{private}:/p:rshared", "busybox", "true",
+                         check=False)  # fmt: skip
+    if "shared:" not in _mount_fields(str(private)):
+        assert done.returncode == 125 and "needs a shared mount" in done.stderr
+
+
+def _mount_fields(path: str) -> str:
+    from sampan.engine.mounts import _mount_of
+
+    return _mount_of(path)[1]
+
+
+def test_tmpfs_mounts(daemon: SampanDaemon) -> None:
+    out = daemon.docker(
+        "run", "--rm", "--tmpfs", "/t1:size=2m,mode=1777", "--mount",
+        "type=tmpfs,dst=/t2,tmpfs-size=3m,tmpfs-mode=700", "busybox", "sh", "-c",
+        "grep -E ' /t[12] ' /proc/mounts; stat -c '%n %a' /t1 /t2; df -k /t2 | tail -1",
+    ).stdout.splitlines()  # fmt: skip
+    t1 = next(line for line in out if " /t1 " in line)
+    t2 = next(line for line in out if " /t2 " in line)
+    assert t1.startswith("tmpfs /t1 tmpfs") and "size=2048k" in t1 and "noexec" in t1
+    assert "size=3072k" in t2
+    assert "/t1 1777" in out and "/t2 700" in out
+    assert out[-1].split()[1] == "3072"
+    bad = daemon.docker("run", "--rm", "--tmpfs", "/t:bogus=1", "busybox", "true", check=False)
+    assert bad.returncode == 125 and "bogus" in bad.stderr
+
+
+def test_volumes_from(daemon: SampanDaemon) -> None:
+    daemon.docker("create", "--name", "vf-source", "-v", "vf-data:/shared", "-v", "/vf-anon",
+                  "busybox", "true")  # fmt: skip
+    daemon.docker("run", "--rm", "-v", "vf-data:/shared", "busybox", "sh", "-c",
+                  "echo hello > /shared/f")  # fmt: skip
+    out = daemon.docker("run", "--rm", "--volumes-from", "vf-source", "busybox", "sh", "-c",
+                        "cat /shared/f; touch /vf-anon/ok && echo rw").stdout  # fmt: skip
+    assert out == "hello\nrw\n"
+    ro = daemon.docker("run", "--rm", "--volumes-from", "vf-source:ro", "busybox", "touch",
+                       "/shared/g", check=False)  # fmt: skip
+    assert ro.returncode == 1 and "Read-only file system" in ro.stderr
+    nope = daemon.docker("run", "--rm", "--volumes-from", "no-such-container", "busybox", "true",
+                         check=False)  # fmt: skip
+    assert nope.returncode == 125 and "no-such-container" in nope.stderr
+    anon = next(m["Name"] for m in json.loads(daemon.docker("inspect", "vf-source").stdout)[0][
+        "Mounts"] if m["Destination"] == "/vf-anon")  # fmt: skip
+    daemon.docker("rm", "-v", "vf-source")
+    names = _volume_names(daemon)
+    assert anon not in names and "vf-data" in names
+    daemon.docker("volume", "rm", "vf-data")
+
+
+def test_local_driver_tmpfs_device(daemon: SampanDaemon) -> None:
+    daemon.docker("volume", "create", "-d", "local", "-o", "type=tmpfs", "-o", "device=tmpfs",
+                  "-o", "o=size=5m", "tmpfs-vol")  # fmt: skip
+    data = daemon.root / "volumes" / "tmpfs-vol" / "_data"
+    assert not _mounts_under(data)
+    script = "df -k /data | tail -1; echo kept > /data/f; sleep 3"
+    cid = daemon.docker("run", "-d", "-v", "tmpfs-vol:/data", "busybox", "sh", "-c",
+                        script).stdout.strip()  # fmt: skip
+    second = daemon.docker("run", "-d", "-v", "tmpfs-vol:/data", "busybox", "sleep",
+                           "1").stdout.strip()  # fmt: skip
+    assert _mounts_under(data) == [str(data)]
+    daemon.docker("wait", second)
+    assert _mounts_under(data) == [str(data)]  # the first still uses it
+    assert (data / "f").read_text() == "kept\n"
+    daemon.docker("wait", cid)
+    _until("the volume's tmpfs unmounted", lambda: not _mounts_under(data))
+    assert daemon.docker("logs", cid).stdout.split()[1] == "5120"
+    mounts = json.loads(daemon.docker("inspect", cid).stdout)[0]["Mounts"]
+    assert mounts == [{"Type": "volume", "Name": "tmpfs-vol", "Source": str(data),
+                       "Destination": "/data", "Driver": "local", "Mode": "z", "RW": True,
+                       "Propagation": ""}]  # fmt: skip
+    daemon.docker("rm", cid, second)
+    daemon.docker("volume", "rm", "tmpfs-vol")
+
+
+def test_local_driver_bind_device(daemon: SampanDaemon, tmp_path: Path) -> None:
+    device = tmp_path / "device"
+    device.mkdir()
+    daemon.docker("volume", "create", "-o", "type=none", "-o", "o=bind", "-o",
+                  f"device={device}", "bind-vol")  # fmt: skip
+    daemon.docker("run", "--rm", "-v", "bind-vol:/data", "busybox", "sh", "-c",
+                  "echo via-volume > /data/f")  # fmt: skip
+    assert (device / "f").read_text() == "via-volume\n"
+    daemon.docker("volume", "rm", "bind-vol")
+    assert (device / "f").exists()  # removing the volume never empties the device
+    missing = daemon.docker("volume", "create", "-o", "type=none", "-o", "o=bind", "-o",
+                            "device=/nonexistent/dev-dir", "bind-vol2").returncode  # fmt: skip
+    assert missing == 0  # checked when mounted, as docker
+    done = daemon.docker("run", "--rm", "-v", "bind-vol2:/d", "busybox", "true", check=False)
+    assert done.returncode == 125 and "/nonexistent/dev-dir" in done.stderr
+    daemon.docker("volume", "rm", "bind-vol2")
+
+
+def test_rm_of_volume_in_use_is_409(daemon: SampanDaemon) -> None:
+    cid = daemon.docker("create", "-v", "busy-vol:/x", "busybox", "true").stdout.strip()
+    done = daemon.docker("volume", "rm", "busy-vol", check=False)
+    assert done.returncode == 1 and "volume is in use" in done.stderr and cid in done.stderr
+    status, body = daemon.api_json("DELETE", "/volumes/busy-vol?force=1")
+    assert status == 409 and cid in body["message"]
+    daemon.docker("rm", cid)
+    daemon.docker("volume", "rm", "busy-vol")
+
+
+def test_rm_v_and_auto_remove_drop_anonymous_volumes(daemon: SampanDaemon) -> None:
+    cid = daemon.docker("create", "-v", "/anon", "-v", "kept-vol:/kept", "busybox",
+                        "true").stdout.strip()  # fmt: skip
+    mounts = {m["Destination"]: m for m in json.loads(daemon.docker("inspect", cid).stdout)[0][
+        "Mounts"]}  # fmt: skip
+    anon = mounts["/anon"]["Name"]
+    assert len(anon) == 64 and _volume(daemon, anon)["Labels"] == {
+        "com.docker.volume.anonymous": ""
+    }  # fmt: skip
+    daemon.docker("rm", "-v", cid)
+    names = _volume_names(daemon)
+    assert anon not in names and "kept-vol" in names
+    before = _volume_names(daemon)
+    daemon.docker("run", "--rm", "-v", "/anon2", "busybox", "true")
+    assert _volume_names(daemon) == before
+    cid = daemon.docker("create", "-v", "/anon3", "busybox", "true").stdout.strip()
+    daemon.docker("rm", cid)  # without -v the anonymous volume stays (dangling)
+    dangling = set(daemon.docker("volume", "ls", "-q", "--filter", "dangling=true").stdout.split())
+    assert (_volume_names(daemon) - before) <= dangling and len(_volume_names(daemon) - before) == 1
+    daemon.docker("volume", "rm", "kept-vol", *(_volume_names(daemon) - before))
+
+
+def test_system_df_lists_volumes(daemon: SampanDaemon) -> None:
+    daemon.docker("run", "--rm", "-v", "df-vol:/d", "busybox", "sh", "-c",
+                  "head -c 10000 /dev/zero > /d/f")  # fmt: skip
+    status, doc = daemon.api_json("GET", "/system/df")
+    assert status == 200
+    found = [v for v in doc["Volumes"] if v["Name"] == "df-vol"]
+    assert found and found[0]["UsageData"] == {"Size": 10000, "RefCount": 0}
+    assert "df-vol" in daemon.docker("system", "df", "-v").stdout
+    daemon.docker("volume", "rm", "df-vol")
+
+
+# -- docker-py ------------------------------------------------------------------------------
+
+
+def test_docker_py_volumes(daemon: SampanDaemon) -> None:
+    docker = pytest.importorskip("docker")
+    client = docker.DockerClient(base_url=daemon.host, version="auto")
+    try:
+        vol = client.volumes.create("dpy-vol", labels={"via": "docker-py"})
+        assert vol.name == "dpy-vol" and vol.attrs["Labels"] == {"via": "docker-py"}
+        assert "dpy-vol" in [v.name for v in client.volumes.list()]
+        assert client.volumes.get("dpy-vol").attrs["Driver"] == "local"
+        client.containers.run("busybox", ["sh", "-c", "echo py > /v/f"], remove=True,
+                              volumes={"dpy-vol": {"bind": "/v", "mode": "rw"}})  # fmt: skip
+        out = client.containers.run("busybox", ["cat", "/v/f"], remove=True,
+                                    volumes=["dpy-vol:/v:ro"])  # fmt: skip
+        assert out == b"py\n"
+        client.volumes.get("dpy-vol").remove()
+        with pytest.raises(docker.errors.NotFound):
+            client.volumes.get("dpy-vol")
+    finally:
+        client.close()
+
+
+# -- leaks and restarts -----------------------------------------------------------------------
+
+
+def test_zz_no_mounts_left(daemon: SampanDaemon) -> None:
+    running = daemon.docker("ps", "-q").stdout.split()
+    assert not running
+    assert _mounts_under(daemon.root) == []
+
+
+def test_kill_9_restart_keeps_users_and_cleans_up(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    d = _bootstrapped(tmp_path / "restart")
+    try:
+        d.docker("volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o",
+                 "o=size=1m", "rs-tmpfs")  # fmt: skip
+        used = d.docker("create", "-v", "rs-used:/x", "busybox", "true").stdout.strip()
+        short = d.docker("run", "-d", "-v", "rs-tmpfs:/t", "busybox", "sleep", "1").stdout.strip()
+        data = d.root / "volumes" / "rs-tmpfs" / "_data"
+        assert _mounts_under(data) == [str(data)]
+        assert d.proc is not None
+        os.kill(d.proc.pid, signal.SIGKILL)
+        d.proc.wait()
+        (d.root / "volumes" / "half-made" / "_data").mkdir(parents=True)  # a cut-short create
+        time.sleep(1.5)  # the container exits while the daemon is down
+        d.start()
+        assert not (d.root / "volumes" / "half-made").exists()
+        _until("the volume's tmpfs unmounted", lambda: not _mounts_under(data))
+        assert "rs-tmpfs" in d.docker("volume", "ls", "-q").stdout
+        busy = d.docker("volume", "rm", "rs-used", check=False)
+        assert busy.returncode == 1 and used in busy.stderr
+        d.docker("rm", used, short)
+        d.docker("volume", "rm", "rs-used", "rs-tmpfs")
+        assert _mounts_under(d.root) == []
+    finally:
+        d.docker("rm", "-f", *d.docker("ps", "-aq").stdout.split(), check=False)
+        d.stop()
