@@ -120,4 +120,11 @@ def make_router() -> Router:
     from sampan.api import container_ops
 
     container_ops.add_routes(router)
+    from sampan.api import container_files
+
+    container_files.add_routes(router)
+    from sampan.api import container_lifecycle, events
+
+    container_lifecycle.add_routes(router)
+    events.add_routes(router)
     return router

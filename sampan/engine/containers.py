@@ -35,6 +35,7 @@ import threading
 import time
 
 from sampan import _json
+from sampan.engine import lifecycle as _lifecycle
 from sampan.engine import spec
 from sampan.errors import Conflict, InvalidArgument, NotFound, SampanError, describe
 from sampan.units import human_duration, parse_rfc3339, rfc3339
@@ -160,6 +161,11 @@ class ContainerService:
             c = Container(row[0], row[1], row[2], row[3], row[4], _json.loads(row[5]),
                           _json.loads(row[6]), _json.loads(row[7]))  # fmt: skip
             self._containers[c.id] = c
+        from sampan.engine.health import HealthMonitor
+        from sampan.engine.restart import RestartManager
+
+        self.restarts = RestartManager(self)  # restart policies (restart.py)
+        self.health = HealthMonitor(self)  # health checks (health.py)
 
     # -- paths ---------------------------------------------------------------------------
 
@@ -240,6 +246,7 @@ class ContainerService:
         mounts.plan(self.engine, c, request, image_config)  # checked; nothing made yet
         with self._lock:
             self._insert(c)
+        _lifecycle.emit(self, c, "create")
         try:
             mounts.create_volumes(self.engine, c)
             bundle = self.bundle(c)
@@ -290,7 +297,8 @@ class ContainerService:
 
     # -- start ---------------------------------------------------------------------------
 
-    def start(self, ref: str) -> None:
+    def start(self, ref: str, policy: object = None) -> None:
+        """Start REF (POLICY: the token of a restart by its policy, restart.py)."""
         from sampan.runtime import prewarm
 
         prewarm.start()  # the cgroup-migration grace period runs while we mount and fork
@@ -300,6 +308,7 @@ class ContainerService:
                 raise NotModified(f"container {c.id} is already started")
             if c.removing:
                 raise Conflict(f"container {c.id} is marked for removal and cannot be started")
+            self.restarts.starting(c, policy)
             c.starting = True
         try:
             self._start(c)
@@ -308,6 +317,7 @@ class ContainerService:
             code = 127 if "not found" in message else 126 if "permission denied" in message else 128
             with self._lock:
                 c.state.update(Error=message, ExitCode=code)
+                self.restarts.start_failed(c)
                 self._save(c)
                 c.starting = False
                 auto = c.host_config.get("AutoRemove") and not c.removing and not c.removed
@@ -316,6 +326,9 @@ class ContainerService:
             if auto:
                 self._remove_files(c)
             raise
+        else:
+            _lifecycle.emit(self, c, "start")
+            self.health.started(c)
         finally:
             with self._lock:
                 c.starting = False
@@ -492,8 +505,9 @@ class ContainerService:
                            ExitCode=int(doc.get("ExitCode", 255)), Error=error,
                            FinishedAt=doc.get("FinishedAt") or rfc3339_now())  # fmt: skip
             c.exits += 1
+            again = _lifecycle.exited(self, c)  # health, die, the restart policy
             self._save(c)
-            auto = c.host_config.get("AutoRemove") and not c.removing and not c.removed
+            auto = c.host_config.get("AutoRemove") and not (c.removing or c.removed or again)
             if auto:
                 c.removing = True
         if auto:
@@ -509,6 +523,8 @@ class ContainerService:
             if not pid:
                 if c.running:
                     self._exited(c)
+                with self._lock:
+                    self.restarts.restore(c)  # it exited while the daemon was down
                 continue
             if proc_start_time(pid) == started:
                 if not c.running:  # the daemon died between the monitor's start and its report
@@ -518,6 +534,7 @@ class ContainerService:
                         c.state.update(Status="running", Running=True, Pid=init)
                         self._save(c)
                 self._watch(c, None)
+                self.health.started(c, adopted=True)
                 adopted.append(c.id)
             else:
                 self._exited(c)
@@ -527,6 +544,8 @@ class ContainerService:
 
     def kill(self, ref: str, signal: int = 9) -> None:
         c = self.get(ref)
+        if self.restarts.killed(c, signal):
+            return  # it was only waiting for a restart: now it is stopped
         if not c.running:
             raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
         self._signal(c, signal)
@@ -536,6 +555,7 @@ class ContainerService:
 
         try:
             lifecycle.kill(self.runtime_root, c.id, signal)
+            _lifecycle.emit(self, c, "kill", signal=str(signal))
         except (Conflict, NotFound):
             pass  # it exited meanwhile; its monitor reports it
         from sampan.engine.operations import after_signal
@@ -544,17 +564,21 @@ class ContainerService:
 
     def stop(self, ref: str, timeout: int | None = None, signal: str = "") -> None:
         c = self.get(ref)
-        if not c.running:
-            raise NotModified(f"container {c.id} is already stopped")
         sig = parse_signal(signal or c.config.get("StopSignal") or "SIGTERM")
+        with self._lock:
+            waiting = self.restarts.stopped_by_user(c)  # no restart by its policy after this
+        if not c.running and not waiting:
+            raise NotModified(f"container {c.id} is already stopped")
         if timeout is None:
             timeout = int(c.config.get("StopTimeout") or 10)
         exits = c.exits
-        self._signal(c, sig)
-        if timeout < 0 or not self._await_exit(c, exits, timeout):
+        if c.running:
+            self._signal(c, sig)
+        if c.running and not self._await_exit(c, exits, timeout if timeout >= 0 else 1e9):
             self._signal(c, 9)
             if not self._await_exit(c, exits, 30):
                 raise SampanError(f"container {c.id}: did not stop after SIGKILL")
+        _lifecycle.emit(self, c, "stop")
 
     def _await_exit(self, c: Container, exits: int, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -575,7 +599,7 @@ class ContainerService:
                 elif condition == "next-exit":
                     done = c.exits > exits or c.removed
                 else:
-                    done = not c.running and not c.starting
+                    done = not (c.running or c.starting or c.status == "restarting")
                 if done:
                     return int(c.state.get("ExitCode", 0)), str(c.state.get("Error", ""))
                 self.changed.wait()
@@ -592,6 +616,7 @@ class ContainerService:
                     f'cannot remove container "/{c.name}": container is running: stop the '
                     "container before removing or force remove"
                 )
+            self.restarts.removing(c, force)
             c.removing = True
             exits = c.exits
         try:
@@ -633,6 +658,8 @@ class ContainerService:
             c.removed = True
             c.removing = False
             self.changed.notify_all()
+        self.restarts.removed(c)
+        _lifecycle.emit(self, c, "destroy")
         from sampan.engine import mounts
 
         mounts.release(self.engine, c, volumes)
@@ -664,6 +691,7 @@ class ContainerService:
                 "Error": state.get("Error", ""),
                 "StartedAt": state.get("StartedAt", ZERO_TIME),
                 "FinishedAt": state.get("FinishedAt", ZERO_TIME),
+                **_lifecycle.state_fields(c, state),  # restarting, health
             },
             "Image": c.image,
             "ResolvConfPath": os.path.join(bundle, "resolv.conf"),
@@ -671,7 +699,7 @@ class ContainerService:
             "HostsPath": os.path.join(bundle, "hosts"),
             "LogPath": self.log_path(c),
             "Name": "/" + c.name,
-            "RestartCount": 0,
+            "RestartCount": state.get("RestartCount", 0),
             "Driver": driver,
             "Platform": "linux",
             "MountLabel": "",
@@ -709,6 +737,7 @@ class ContainerService:
             text = "Removal In Progress"
         else:
             text = "Created"
+        text = _lifecycle.status_text(status, state, now) or text  # restarting, health
         return {
             "Id": c.id,
             "Names": ["/" + c.name],
@@ -731,14 +760,17 @@ class ContainerService:
         """GET /containers/json: running ones (or ALL) that pass FILTERS."""
         filters = filters or {}
         for key in filters:
-            if key not in ("status", "name", "id", "label"):
+            if key not in ("status", "name", "id", "label", "health"):
                 raise InvalidArgument(f"invalid filter '{key}'")
         for status in filters.get("status", []):
             if status not in STATUSES:
                 raise InvalidArgument(f"invalid filter 'status={status}'")
         out = []
         for c in self.all():
-            if not (show_all or filters.get("status")) and not c.running:
+            shown = c.running or c.status == "restarting"  # docker lists restarting ones
+            if not (show_all or filters.get("status")) and not shown:
+                continue
+            if "health" in filters and not _lifecycle.health_matches(c, filters["health"]):
                 continue
             if "status" in filters and c.status not in filters["status"]:
                 continue

@@ -143,6 +143,7 @@ def merge_config(image: dict[str, Any], request: dict[str, Any], cid: str) -> di
         raise InvalidArgument("Labels: expected an object of strings")
     labels.update(user_labels)
     hostname = _str(request.get("Hostname"), "Hostname") or cid[:12]
+    from sampan.engine import lifecycle
     return {
         "Hostname": hostname,
         "Domainname": _str(request.get("Domainname"), "Domainname"),
@@ -163,6 +164,7 @@ def merge_config(image: dict[str, Any], request: dict[str, Any], cid: str) -> di
         "Labels": labels,
         "StopSignal": _str(request.get("StopSignal"), "StopSignal")
         or _str(image.get("StopSignal"), ""),
+        **lifecycle.config_fields(image, request),  # StopTimeout, Healthcheck
     }
 
 
@@ -190,9 +192,10 @@ def check_host_config(host: object) -> dict[str, Any]:
     mode = _str(host.get("NetworkMode"), "HostConfig.NetworkMode")
     if mode not in _NETWORK_MODES:
         raise InvalidArgument(f"network mode {mode} is not supported yet")
-    restart = host.get("RestartPolicy") or {}
-    if not isinstance(restart, dict) or restart.get("Name", "") not in ("", "no"):
-        raise Unsupported("HostConfig.RestartPolicy is not supported yet")
+    from sampan.engine.restart import check_auto_remove, check_policy
+
+    restart = check_policy(host.get("RestartPolicy"))
+    check_auto_remove({"AutoRemove": host.get("AutoRemove"), "RestartPolicy": restart})
     log = host.get("LogConfig") or {}
     if not isinstance(log, dict) or log.get("Type", "") not in ("", "json-file"):
         raise Unsupported(f"log driver {log.get('Type')!r} is not supported yet")
@@ -203,7 +206,7 @@ def check_host_config(host: object) -> dict[str, Any]:
         "NetworkMode": mode or "default",
         "AutoRemove": bool(host.get("AutoRemove")),
         "ReadonlyRootfs": bool(host.get("ReadonlyRootfs")),
-        "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+        "RestartPolicy": restart,
         "LogConfig": {"Type": "json-file", "Config": log_opts},
         **resources.check(host),
         **security.check(host),
