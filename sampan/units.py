@@ -88,3 +88,66 @@ def parse_rfc3339(text: str) -> float:
         return datetime.datetime.fromisoformat(text).timestamp()
     except ValueError:
         return 0.0
+
+
+_DURATION_UNITS = {"ns": 1, "us": 1000, "µs": 1000, "μs": 1000, "ms": 1_000_000,
+                   "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000}  # fmt: skip
+
+
+def parse_duration(text: str) -> int:
+    """Go's time.ParseDuration (``1m30s``, ``500ms``, ``1.5h``, ``0``) in nanoseconds;
+    ValueError with Go's message (``time: invalid duration "x"``)."""
+    s = text
+    sign = -1 if s.startswith("-") else 1
+    s = s[1:] if s[:1] in ("-", "+") else s
+    if s == "0":
+        return 0
+    if not s:
+        raise ValueError(f'time: invalid duration "{text}"')
+    total = 0.0
+    i = 0
+    while i < len(s):
+        start = i
+        while i < len(s) and (s[i].isdigit() or s[i] == "."):
+            i += 1
+        number = s[start:i]
+        if not number or number == "." or number.count(".") > 1:
+            raise ValueError(f'time: invalid duration "{text}"')
+        start = i
+        while i < len(s) and not (s[i].isdigit() or s[i] == "."):
+            i += 1
+        unit = s[start:i]
+        if not unit:
+            raise ValueError(f'time: missing unit in duration "{text}"')
+        if unit not in _DURATION_UNITS:
+            raise ValueError(f'time: unknown unit "{unit}" in duration "{text}"')
+        total += float(number) * _DURATION_UNITS[unit]
+    return sign * round(total)
+
+
+def go_duration(ns: int) -> str:
+    """Go's time.Duration.String(): ``1m30s``, ``500ms``, ``1h0m0s``, ``0s``."""
+    if ns == 0:
+        return "0s"
+    sign = "-" if ns < 0 else ""
+    ns = abs(ns)
+    if ns < 1_000_000_000:
+        for unit, size in (("ms", 1_000_000), ("µs", 1000), ("ns", 1)):
+            if ns >= size:
+                return sign + _frac(ns, size) + unit
+    hours, rest = divmod(ns, 3_600_000_000_000)
+    minutes, rest = divmod(rest, 60_000_000_000)
+    seconds = _frac(rest, 1_000_000_000) + "s"
+    if hours:
+        return f"{sign}{hours}h{minutes}m{seconds}"
+    if minutes:
+        return f"{sign}{minutes}m{seconds}"
+    return sign + seconds
+
+
+def _frac(value: int, unit: int) -> str:
+    whole, frac = divmod(value, unit)
+    if not frac:
+        return str(whole)
+    width = len(str(unit)) - 1
+    return f"{whole}.{frac:0{width}d}".rstrip("0")
