@@ -8,11 +8,13 @@ with SIGKILL.  Everything is checked by this module's own names and paths
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,13 +27,41 @@ from tests.integration.daemon_fixtures import REPO, SampanDaemon, needs_docker_c
 pytestmark = needs_docker_cli
 
 
-def _bootstrapped(base: Path) -> SampanDaemon:
+def _volume_image_tar() -> io.BytesIO:
+    """A rootfs with busybox and /vol/hello (uid 1000, dir mode 0750), for VOLUME /vol."""
     from sampan.image import bootstrap
+
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for name in ("bin", "vol"):
+            info = tarfile.TarInfo(name)
+            info.type, info.mode = tarfile.DIRTYPE, 0o750 if name == "vol" else 0o755
+            info.uid = info.gid = 1000 if name == "vol" else 0
+            tar.addfile(info)
+        tar.add(bootstrap.BUSYBOX, "bin/busybox")
+        for applet in ("sh", "cat", "stat", "ls", "true"):
+            info = tarfile.TarInfo(f"bin/{applet}")
+            info.type, info.linkname = tarfile.SYMTYPE, "busybox"
+            tar.addfile(info)
+        data = b"hello from the image\n"
+        info = tarfile.TarInfo("vol/hello")
+        info.size, info.uid, info.gid = len(data), 1000, 1000
+        tar.addfile(info, io.BytesIO(data))
+    out.seek(0)
+    return out
+
+
+def _bootstrapped(base: Path, volume_image: bool = False) -> SampanDaemon:
+    from sampan.image import bootstrap
+    from sampan.image.archive_import import import_rootfs
     from sampan.image.store import ImageStore
 
     running = SampanDaemon(base)
     with ImageStore(str(running.root / "image")) as store:
         bootstrap.busybox(store, ["busybox:latest"])
+        if volume_image:
+            changes = ["VOLUME /vol", "ENV PATH=/bin", 'CMD ["sh"]']
+            import_rootfs(store, _volume_image_tar(), changes=changes, ref="with-volume:1")
     return running.start()
 
 
@@ -39,7 +69,7 @@ def _bootstrapped(base: Path) -> SampanDaemon:
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampanDaemon]:
     if os.geteuid() != 0:
         pytest.skip("needs root")
-    running = _bootstrapped(tmp_path_factory.mktemp("volumes"))
+    running = _bootstrapped(tmp_path_factory.mktemp("volumes"), volume_image=True)
     yield running
     running.docker("rm", "-f", *running.docker("ps", "-aq").stdout.split(), check=False)
     running.stop()
@@ -175,6 +205,31 @@ def test_volume_initialised_from_image(daemon: SampanDaemon) -> None:
     daemon.docker("run", "--rm", "-v", "etc-empty:/etc:nocopy", "busybox", "true")
     assert not (Path(_volume(daemon, "etc-empty")["Mountpoint"]) / "passwd").exists()
     daemon.docker("volume", "rm", "etc-copy", "etc-empty")
+
+
+def test_image_volume_becomes_an_anonymous_volume(daemon: SampanDaemon) -> None:
+    cid = daemon.docker("create", "with-volume:1", "sh", "-c",
+                        "cat /vol/hello; stat -c '%u %a' /vol").stdout.strip()  # fmt: skip
+    doc = json.loads(daemon.docker("inspect", cid).stdout)[0]
+    assert doc["Config"]["Volumes"] == {"/vol": {}}
+    (mount,) = doc["Mounts"]
+    assert mount["Type"] == "volume" and mount["Destination"] == "/vol" and len(mount["Name"]) == 64
+    daemon.docker("start", cid)
+    assert daemon.docker("wait", cid).stdout == "0\n"
+    assert daemon.docker("logs", cid).stdout == "hello from the image\n1000 750\n"
+    data = Path(mount["Source"])
+    assert (data / "hello").stat().st_uid == 1000
+    daemon.docker("rm", "-v", cid)
+    assert not data.exists()
+    # a mount over the image's volume takes its place: no anonymous volume
+    before = _volume_names(daemon)
+    out = daemon.docker("run", "--rm", "-v", "img-named:/vol", "with-volume:1", "cat",
+                        "/vol/hello").stdout  # fmt: skip
+    assert out == "hello from the image\n"
+    out = daemon.docker("run", "--rm", "--tmpfs", "/vol", "with-volume:1", "ls", "/vol").stdout
+    assert out == ""
+    assert _volume_names(daemon) - before == {"img-named"}
+    daemon.docker("volume", "rm", "img-named")
 
 
 def test_bind_mounts_ro_and_rw(daemon: SampanDaemon, tmp_path: Path) -> None:
