@@ -194,12 +194,13 @@ def test_unknown_container(daemon: SampanDaemon) -> None:
     assert done.returncode == 1 and "Error: No such object: nosuch" in done.stderr
 
 
-def test_inspect_falls_back_to_local_images(daemon: SampanDaemon, tmp_path: Path) -> None:
+def test_inspect_falls_back_to_images(daemon: SampanDaemon, tmp_path: Path) -> None:
     doc = json.loads(ok(daemon, "inspect", "busybox"))[0]
     assert doc["Id"].startswith("sha256:") and "busybox:latest" in doc["RepoTags"]
-    nobody = f"unix://{tmp_path}/nobody.sock"
+    assert ok(daemon, "inspect", "--type", "image", "-f", "{{.Id}}", "busybox") == doc["Id"] + "\n"
+    nobody = f"unix://{tmp_path}/nobody.sock"  # images too are the daemon's
     done = sampan(daemon, "inspect", "--format", "{{.Id}}", "busybox", host=nobody)
-    assert (done.returncode, done.stdout) == (0, doc["Id"] + "\n")
+    assert done.returncode == 1 and "Is the sampan daemon running?" in done.stderr
 
 
 def test_no_daemon_listening(daemon: SampanDaemon, tmp_path: Path) -> None:
