@@ -5,9 +5,10 @@
 ``since`` and ``until`` are unix seconds with an optional fraction (what
 the docker CLI sends after converting its flags), RFC 3339 times, or
 durations before now (``10m``).  The answer is a chunked stream of JSON
-lines: the kept history from ``since`` on, then each new event as it is
-emitted, until ``until`` passes (at once when it is in the past) or the
-client goes away.  Without ``since`` only new events are sent.
+lines: the kept history from ``since`` on (all of it with only ``until``),
+then each new event as it is emitted, until ``until`` passes (at once when
+it is in the past) or the client goes away.  Without either, only new
+events are sent.
 
 Filters are docker's: ``type``, ``event`` (``health_status`` matches every
 ``health_status: ...``; exec_create and exec_start likewise),
@@ -162,7 +163,7 @@ def events(request: Request) -> None:
         return True
 
     try:
-        if since is not None and not send(kept):
+        if (since is not None or until is not None) and not send(kept):  # docker's replay
             out.close()
             return
         while until is None or time.time() <= until:

@@ -23,7 +23,7 @@ import sys
 import time
 
 from sampan.api.client import ApiError, Client, DaemonUnreachable, demux, quote
-from sampan.cli import limits, mount_opts
+from sampan.cli import lifecycle, limits, mount_opts
 from sampan.cli.args import Flag, parse
 from sampan.cli.main import Context, Usage
 from sampan.errors import InvalidArgument, SampanError, Unsupported, describe
@@ -115,18 +115,18 @@ CREATE_FLAGS = [
 ]
 CREATE_FLAGS += limits.CREATE_FLAGS  # memory, CPUs, ulimits, capabilities, devices, init...
 CREATE_FLAGS += mount_opts.CREATE_FLAGS  # -v, --mount, --tmpfs, --volumes-from
+CREATE_FLAGS += lifecycle.CREATE_FLAGS  # --restart, --stop-signal/-timeout, --health-*
 RUN_FLAGS = [Flag("--detach,-d", "bool", "run container in background and print its ID")]
 RUN_FLAGS += CREATE_FLAGS
 
 # docker's other run/create flags: known, refused by name until the engine has them.
-_LATER_VALUE = ("--publish,-p", "--restart", "--stop-signal",
-                "--stop-timeout", "--health-cmd", "--pull", "--platform",
+_LATER_VALUE = ("--publish,-p", "--pull", "--platform",
                 "--add-host", "--dns", "--expose", "--label-file", "--log-driver", "--log-opt",
                 "--attach,-a", "--cidfile", "--detach-keys", "--ipc", "--pid", "--userns", "--uts",
                 "--sysctl", "--group-add", "--gpus", "--runtime", "--cgroupns", "--cgroup-parent",
                 "--link", "--ip", "--mac-address", "--network-alias", "--isolation",
                 "--storage-opt")  # fmt: skip
-_LATER_BOOL = ("--publish-all,-P", "--no-healthcheck", "--quiet,-q",
+_LATER_BOOL = ("--publish-all,-P", "--quiet,-q",
                "--disable-content-trust")  # fmt: skip
 _LATER = [Flag(n, "list") for n in _LATER_VALUE] + [Flag(n, "bool") for n in _LATER_BOOL]
 
@@ -197,7 +197,9 @@ def create_body(opts: dict[str, Any], image: str, command: list[str]) -> dict[st
             "NetworkMode": network,
             "ReadonlyRootfs": bool(opts["read_only"]),
             **limits.host_config(opts),
+            **lifecycle.host_config(opts),
         },
+        **lifecycle.config_fields(opts),
     }
     mount_opts.apply(opts, body)  # Binds, Mounts, Tmpfs, VolumesFrom, Volumes
     if opts["entrypoint"] is not None:

@@ -57,6 +57,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "kill": ("sampan.cli.container", "cmd_kill", "Kill one or more running containers"),
     "rm": ("sampan.cli.container", "cmd_rm", "Remove one or more containers"),
     "wait": ("sampan.cli.container", "cmd_wait", "Block until containers stop, print exit codes"),
+    "restart": ("sampan.cli.lifecycle", "cmd_restart", "Restart one or more containers"),
+    "rename": ("sampan.cli.lifecycle", "cmd_rename", "Rename a container"),
+    "events": ("sampan.cli.lifecycle", "cmd_events", "Get real time events from the server"),
     "stats": ("sampan.cli.stats", "cmd_stats", "Display a live stream of resource usage"),
     "top": ("sampan.cli.container_ops", "cmd_top", "Display the running processes of a container"),
     "pause": ("sampan.cli.container_ops", "cmd_pause", "Pause all processes in containers"),
@@ -88,6 +91,7 @@ IMAGE_COMMANDS: dict[str, tuple[str, str, str]] = {
 SYSTEM_COMMANDS: dict[str, tuple[str, str, str]] = {
     "df": ("sampan.cli.system", "cmd_system_df", "Show sampan disk usage"),
     "info": COMMANDS["info"],
+    "events": COMMANDS["events"],
 }
 
 CONTAINER_COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -103,6 +107,9 @@ CONTAINER_COMMANDS: dict[str, tuple[str, str, str]] = {
     "rm": COMMANDS["rm"],
     "remove": COMMANDS["rm"],
     "wait": COMMANDS["wait"],
+    "restart": COMMANDS["restart"],
+    "rename": COMMANDS["rename"],
+    "prune": ("sampan.cli.lifecycle", "cmd_container_prune", "Remove all stopped containers"),
     "stats": COMMANDS["stats"],
     "top": COMMANDS["top"],
     "pause": COMMANDS["pause"],

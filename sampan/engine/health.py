@@ -231,15 +231,14 @@ class HealthMonitor:
         timeout = _setting(c.config, "Timeout", DEFAULT_TIMEOUT)
         try:
             while not prober.stop.wait(self._interval(c, started_at)):
-                begin = time.time()
+                begin = time.time_ns()
                 code, output = self._probe(c, argv, timeout, prober)
-                end = time.time()
+                end = time.time_ns()
                 if prober.stop.is_set():
                     return
-                result = {"Start": rfc3339(int(begin * SECOND), trim=False),
-                          "End": rfc3339(int(end * SECOND), trim=False),
+                result = {"Start": rfc3339(begin, trim=False), "End": rfc3339(end, trim=False),
                           "ExitCode": code, "Output": output}  # fmt: skip
-                self._record(c, prober, result, started_at, begin)
+                self._record(c, prober, result, started_at, begin / SECOND)
         except Exception as exc:  # a thread of its own: say why it ended
             sys.stderr.write(f"container {c.id}: health check: {describe(exc)}\n")
 
