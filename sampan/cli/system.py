@@ -55,9 +55,9 @@ def _template(spec: str, doc: Any) -> str:
 
 
 def _client_version() -> dict[str, Any]:
-    import platform
-
     from sampan import __version__
+
+    python = "{}.{}.{}".format(*sys.version_info[:3])  # not platform: it imports re
 
     machine = os.uname().machine
     arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
@@ -67,7 +67,7 @@ def _client_version() -> dict[str, Any]:
         "ApiVersion": API_PREFIX.removeprefix("/v"),
         "DefaultAPIVersion": API_PREFIX.removeprefix("/v"),
         "GitCommit": "",
-        "GoVersion": f"python{platform.python_version()}",
+        "GoVersion": f"python{python}",
         "Os": "linux",
         "Arch": arch,
         "BuildTime": "",

@@ -140,3 +140,36 @@ def test_save_load_and_import_through_the_cli(sampan: Sampan, tmp_path: Path) ->
     assert done.returncode == 1 and "missing.tar" in done.stderr
     done = sampan("import", "-c", "RUN true", str(archive), check=False)
     assert done.returncode == 1 and "not a valid change command" in done.stderr
+
+
+def test_import_from_stdin_load_quiet_and_prune_all(sampan: Sampan, tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    rootfs = io.BytesIO()
+    with tarfile.open(fileobj=rootfs, mode="w") as tar:
+        data = b"hello from stdin\n"
+        info = tarfile.TarInfo("etc/motd")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    argv = [sys.executable, "-m", "sampan.cli", "-H", sampan.daemon.host,
+            "import", "-m", "from a pipe", "-", "piped:1"]  # fmt: skip
+    done = subprocess.run(argv, input=rootfs.getvalue(), capture_output=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    image_id = done.stdout.decode().strip()
+    assert image_id.startswith("sha256:")
+    fmt = "{{.Comment}} {{len .RootFS.Layers}}"
+    assert sampan("image", "inspect", "-f", fmt, "piped:1").stdout == "from a pipe 1\n"
+    archive = tmp_path / "piped.tar"
+    sampan("save", "-o", str(archive), "piped:1")
+    sampan("rmi", "piped:1")
+    assert sampan("load", "-q", "-i", str(archive)).stdout == ""
+    assert sampan("images", "-q", "--no-trunc", "piped").stdout == image_id + "\n"
+    # prune -a: every image no container uses (busybox too: no container here)
+    sampan("tag", "piped:1", "piped:2")
+    out = sampan("image", "prune", "-a", "-f").stdout.splitlines()
+    assert out[0] == "Deleted Images:"
+    assert {"untagged: piped:1", "untagged: piped:2", f"deleted: {image_id}"} <= set(out)
+    assert out[-2] == "" and out[-1].startswith("Total reclaimed space: ")
+    assert sampan("images", "-q", "piped").stdout == ""
+    sampan("image", "bootstrap", "-q", "busybox")  # prune -a took it too: back for later tests
