@@ -8,6 +8,7 @@ with SIGKILL.  Everything is checked by this module's own names and paths
 
 from __future__ import annotations
 
+import http.client
 import io
 import json
 import os
@@ -15,6 +16,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -535,4 +537,44 @@ def test_kill_9_restart_keeps_users_and_cleans_up(tmp_path: Path) -> None:
         assert _mounts_under(d.root) == []
     finally:
         d.docker("rm", "-f", *d.docker("ps", "-aq").stdout.split(), check=False)
+        d.stop()
+
+
+def test_kill_9_during_creates_leaves_no_half_volume(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    d = SampanDaemon(tmp_path / "crash").start()
+    try:
+        for round_ in range(3):
+            stop = threading.Event()
+
+            def hammer(prefix: str, stop: threading.Event) -> None:
+                i = 0
+                while not stop.is_set():
+                    try:
+                        d.api_json("POST", "/volumes/create", {"Name": f"{prefix}-{i}"})
+                        d.api("DELETE", f"/volumes/{prefix}-{i - 1}")
+                    except (OSError, http.client.HTTPException, ValueError):
+                        return  # the daemon was killed under the request
+                    i += 1
+
+            threads = [threading.Thread(target=hammer, args=(f"c{round_}-{w}", stop))
+                       for w in range(4)]  # fmt: skip
+            for t in threads:
+                t.start()
+            time.sleep(0.3 + 0.2 * round_)
+            assert d.proc is not None
+            os.kill(d.proc.pid, signal.SIGKILL)
+            d.proc.wait()
+            stop.set()
+            for t in threads:
+                t.join()
+            d.start()
+            status, doc = d.api_json("GET", "/volumes")
+            assert status == 200
+            listed = {v["Name"] for v in doc["Volumes"]}
+            on_disk = set(os.listdir(d.root / "volumes"))
+            assert listed == on_disk and listed
+            assert all((d.root / "volumes" / n / "_data").is_dir() for n in listed)
+    finally:
         d.stop()
