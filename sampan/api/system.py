@@ -137,9 +137,11 @@ def info(request: Request) -> None:
         if "/" not in host:
             index_configs[host] = {"Name": host, "Mirrors": [], "Secure": False, "Official": False}
     v2 = _cgroup_version() == "2"
-    states = [c.state for c in engine.containers.all()]
-    paused = sum(1 for st in states if st.get("Paused"))
-    running = sum(1 for st in states if st.get("Running") and not st.get("Paused"))
+    from sampan.engine import resources
+
+    states = [(c.state, c.status) for c in engine.containers.all()]
+    paused = sum(1 for _, status in states if status == "paused")
+    running = sum(1 for st, status in states if st.get("Running") and status != "paused")
     doc: dict[str, Any] = {
         "ID": engine.id,
         "Containers": len(states),
@@ -156,16 +158,7 @@ def info(request: Request) -> None:
             "Authorization": None,
             "Log": ["json-file"],
         },
-        "MemoryLimit": True,
-        "SwapLimit": True,
-        "KernelMemory": False,
-        "KernelMemoryTCP": False,
-        "CpuCfsPeriod": True,
-        "CpuCfsQuota": True,
-        "CPUShares": True,
-        "CPUSet": True,
-        "PidsLimit": True,
-        "OomKillDisable": not v2,
+        **resources.host_support(),  # MemoryLimit, SwapLimit, CpuCfsQuota, PidsLimit...
         "IPv4Forwarding": _ip_forwarding(),
         "BridgeNfIptables": False,
         "BridgeNfIp6tables": False,

@@ -75,7 +75,7 @@ def pause(service: ContainerService, ref: str) -> None:
         if c.status == "paused":
             raise Conflict(f"Container {c.id} is already paused")
         query.pause(service.runtime_root, c.id)
-        c.state["Status"] = "paused"
+        c.state.update(Status="paused", Paused=True)
         service._save(c)
     _emit(service, c, "pause")
 
@@ -88,22 +88,22 @@ def unpause(service: ContainerService, ref: str) -> None:
         if not c.running or c.status != "paused":
             raise Conflict(f"Container {c.id} is not paused")
         query.resume(service.runtime_root, c.id)
-        c.state["Status"] = "running"
+        c.state.update(Status="running", Paused=False)
         service._save(c)
     _emit(service, c, "unpause")
 
 
 def after_signal(service: ContainerService, c: Container) -> None:
     """Thaw C if it is paused, so a signal just sent is delivered (stop, kill, rm -f)."""
-    if c.status != "paused":
+    if c.state.get("Status") != "paused":  # (c.status says "removing" during rm -f)
         return
     try:
         _cgroup(service, c).thaw()
     except (SampanError, OSError):
         return  # gone meanwhile: its monitor reports the exit
     with service.changed:
-        if c.status == "paused":
-            c.state["Status"] = "running"
+        if c.state.get("Status") == "paused":
+            c.state.update(Status="running", Paused=False)
             service._save(c)
     _emit(service, c, "unpause")
 

@@ -414,3 +414,30 @@ def merge_update(
     if warnings is not None:
         warnings.extend(found)
     return fields
+
+
+def host_support(root: str = "/sys/fs/cgroup") -> dict[str, bool]:
+    """Which limits this host's cgroups can apply (``docker info``'s booleans)."""
+    if os.path.exists(f"{root}/cgroup.controllers"):
+        controllers = (_read(f"{root}/cgroup.controllers") or "").split()
+        memory, cpu = "memory" in controllers, "cpu" in controllers
+        return {"MemoryLimit": memory, "SwapLimit": memory, "KernelMemory": False,
+                "KernelMemoryTCP": False, "CpuCfsPeriod": cpu, "CpuCfsQuota": cpu,
+                "CPUShares": cpu, "CPUSet": "cpuset" in controllers,
+                "PidsLimit": "pids" in controllers, "OomKillDisable": False}  # fmt: skip
+
+    def has(path: str) -> bool:
+        return os.path.exists(f"{root}/{path}")
+
+    return {
+        "MemoryLimit": has("memory/memory.limit_in_bytes"),
+        "SwapLimit": has("memory/memory.memsw.limit_in_bytes"),
+        "KernelMemory": has("memory/memory.kmem.limit_in_bytes"),
+        "KernelMemoryTCP": has("memory/memory.kmem.tcp.limit_in_bytes"),
+        "CpuCfsPeriod": has("cpu/cpu.cfs_period_us"),
+        "CpuCfsQuota": has("cpu/cpu.cfs_quota_us"),
+        "CPUShares": has("cpu/cpu.shares"),
+        "CPUSet": has("cpuset/cpuset.cpus"),
+        "PidsLimit": has("pids"),
+        "OomKillDisable": has("memory/memory.oom_control"),
+    }
