@@ -109,20 +109,25 @@ CREATE_FLAGS = [
     Flag("--label,-l", "list", "set meta data on a container"),
     Flag("--network,--net", "str", "connect a container to a network (none, host, default)"),
     Flag("--read-only", "bool", "mount the container's root filesystem as read only"),
-    Flag("--interactive,-i", "bool", "keep STDIN open (not supported yet)"),
-    Flag("--tty,-t", "bool", "allocate a pseudo-TTY (not supported yet)"),
+    Flag("--interactive,-i", "bool", "keep STDIN open even if not attached"),
+    Flag("--tty,-t", "bool", "allocate a pseudo-TTY"),
+    Flag("--attach,-a", "list", "attach to STDIN, STDOUT or STDERR"),
+    Flag("--detach-keys", "str", "override the key sequence for detaching a container"),
+    Flag("--log-driver", "str", "logging driver for the container (json-file)"),
+    Flag("--log-opt", "list", "log driver options (max-size, max-file)"),
     HELP,
 ]
 CREATE_FLAGS += limits.CREATE_FLAGS  # memory, CPUs, ulimits, capabilities, devices, init...
 CREATE_FLAGS += mount_opts.CREATE_FLAGS  # -v, --mount, --tmpfs, --volumes-from
 CREATE_FLAGS += lifecycle.CREATE_FLAGS  # --restart, --stop-signal/-timeout, --health-*
-RUN_FLAGS = [Flag("--detach,-d", "bool", "run container in background and print its ID")]
+RUN_FLAGS = [Flag("--detach,-d", "bool", "run container in background and print its ID"),
+             Flag("--sig-proxy", "bool", "proxy received signals to the process", True)]
 RUN_FLAGS += CREATE_FLAGS
 
 # docker's other run/create flags: known, refused by name until the engine has them.
 _LATER_VALUE = ("--publish,-p", "--pull", "--platform",
-                "--add-host", "--dns", "--expose", "--label-file", "--log-driver", "--log-opt",
-                "--attach,-a", "--cidfile", "--detach-keys", "--ipc", "--pid", "--userns", "--uts",
+                "--add-host", "--dns", "--expose", "--label-file",
+                "--cidfile", "--ipc", "--pid", "--userns", "--uts",
                 "--sysctl", "--group-add", "--gpus", "--runtime", "--cgroupns", "--cgroup-parent",
                 "--link", "--ip", "--mac-address", "--network-alias", "--isolation",
                 "--storage-opt")  # fmt: skip
@@ -135,8 +140,6 @@ def _refuse_later(opts: dict[str, Any]) -> None:
     for flag in _LATER:
         if opts[flag.dest]:
             raise Unsupported(f"{flag.names[0]} is not supported by sampan yet")
-    if opts["interactive"] or opts["tty"]:
-        raise Unsupported("-i/-t (interactive containers and TTYs) are not supported yet")
 
 
 def _env_entry(text: str) -> str | None:
@@ -187,16 +190,13 @@ def create_body(opts: dict[str, Any], image: str, command: list[str]) -> dict[st
         "WorkingDir": opts["workdir"] or "",
         "User": opts["user"] or "",
         "Hostname": opts["hostname"] or "",
-        "AttachStdin": False,
-        "AttachStdout": attach,
-        "AttachStderr": attach,
-        "Tty": False,
-        "OpenStdin": False,
+        **_stdio_fields(opts, attach),
         "HostConfig": {
             "AutoRemove": bool(opts["rm"]),
             "NetworkMode": network,
             "ReadonlyRootfs": bool(opts["read_only"]),
             **limits.host_config(opts),
+            "LogConfig": _log_config(opts),
             **lifecycle.host_config(opts),
         },
         **lifecycle.config_fields(opts),
@@ -205,6 +205,32 @@ def create_body(opts: dict[str, Any], image: str, command: list[str]) -> dict[st
     if opts["entrypoint"] is not None:
         body["Entrypoint"] = [opts["entrypoint"]]  # [""]: the image's is reset, as docker
     return body
+
+
+def _stdio_fields(opts: dict[str, Any], attached: bool) -> dict[str, Any]:
+    """Attach*, Tty, OpenStdin, StdinOnce of run/create's -a, -i, -t (docker's rules)."""
+    streams = {s.lower() for s in opts.get("attach") or []}
+    if streams - {"stdin", "stdout", "stderr"}:
+        raise InvalidArgument(f"invalid argument {opts['attach']!r} for -a: valid streams are "
+                              "STDIN, STDOUT and STDERR")  # fmt: skip
+    if streams and opts.get("detach"):
+        raise InvalidArgument("Conflicting options: -a and -d")
+    if not streams and attached:
+        streams = {"stdout", "stderr"} | ({"stdin"} if opts["interactive"] else set())
+    stdin = "stdin" in streams
+    return {"AttachStdin": stdin, "AttachStdout": "stdout" in streams,
+            "AttachStderr": "stderr" in streams, "Tty": bool(opts["tty"]),
+            "OpenStdin": bool(opts["interactive"]), "StdinOnce": stdin and bool(opts["interactive"])}  # fmt: skip
+
+
+def _log_config(opts: dict[str, Any]) -> dict[str, Any]:
+    config = {}
+    for opt in opts.get("log_opt") or []:
+        key, eq, value = opt.partition("=")
+        if not eq:
+            raise InvalidArgument(f"invalid key value pair format in log opts: {opt!r}")
+        config[key] = value
+    return {"Type": opts.get("log_driver") or "", "Config": config}
 
 
 def _pull(client: Client, image: str) -> None:
@@ -308,12 +334,23 @@ def cmd_run(ctx: Context, argv: list[str]) -> int:
 
     def run() -> int:
         try:
+            stdio = _stdio_fields(opts, not opts["detach"])
+            if stdio["Tty"] and stdio["AttachStdin"] and not os.isatty(0):
+                _err("the input device is not a TTY")
+                return 1
             cid = _create(client, opts, args)
         except (InvalidArgument, Unsupported) as exc:
             return _usage_error("run", exc)
         try:
             if not opts["detach"]:
-                return _start_attached(client, cid, "removed" if opts["rm"] else "next-exit")
+                from sampan.cli.attach import start_attached
+
+                streams = tuple(s for s in ("stdout", "stderr") if stdio[f"Attach{s.title()}"])
+                return start_attached(
+                    client, cid, "removed" if opts["rm"] else "next-exit",
+                    lambda: _start(client, cid), stdin=stdio["AttachStdin"], tty=stdio["Tty"],
+                    streams=streams, keys=opts["detach_keys"] or "", sig_proxy=opts["sig_proxy"],
+                )  # fmt: skip
             _start(client, cid)
         except _StartFailed as exc:
             _err(f"sampan: Error response from daemon: {exc.message}")
@@ -550,10 +587,10 @@ def ps_row(c: dict[str, Any], now: float, trunc: bool) -> dict[str, Any]:
         "Names": ",".join(names),
         "Labels": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
         "Size": "0B",
-        "Mounts": "",
+        "Mounts": mount_opts.ps_mounts(c, trunc),
         "Networks": ",".join(sorted(networks))
         or (c.get("HostConfig") or {}).get("NetworkMode", ""),
-        "LocalVolumes": "0",
+        "LocalVolumes": str(sum(m.get("Driver") == "local" for m in c.get("Mounts") or [])),
     }
 
 

@@ -26,7 +26,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["CREATE_FLAGS", "apply", "csv_fields", "parse_mount", "ram_in_bytes"]
+__all__ = ["CREATE_FLAGS", "apply", "csv_fields", "parse_mount", "ps_mounts", "ram_in_bytes"]
 
 CREATE_FLAGS = [
     Flag("--volume,-v", "list", "bind mount a volume (SRC:/DST[:OPTS], or /DST)"),
@@ -210,3 +210,13 @@ def apply(opts: dict[str, Any], body: dict[str, Any]) -> None:
         host["Tmpfs"] = tmpfs
     if opts.get("volumes_from"):
         host["VolumesFrom"] = list(opts["volumes_from"])
+
+
+def ps_mounts(container: dict[str, Any], trunc: bool) -> str:
+    """ps's MOUNTS column: each mount's volume name, else its source (15 characters when
+    truncated), comma-separated."""
+    names = []
+    for m in container.get("Mounts") or []:
+        name = str(m.get("Name") or m.get("Source") or "")
+        names.append(name[:14] + "…" if trunc and len(name) > 15 else name)
+    return ",".join(names)

@@ -103,3 +103,11 @@ def test_ram_in_bytes(text: str, size: int) -> None:
 def test_csv_fields() -> None:
     assert mount_opts.csv_fields('a,"b,c",""""') == ["a", "b,c", '"']
     assert mount_opts.csv_fields("") == [""]
+
+
+def test_ps_mounts_column() -> None:
+    c = {"Mounts": [{"Name": "a" * 64, "Source": "/x", "Driver": "local"},
+                    {"Source": "/srv/data", "Driver": ""}]}  # fmt: skip
+    assert mount_opts.ps_mounts(c, trunc=True) == "a" * 14 + "…,/srv/data"
+    assert mount_opts.ps_mounts(c, trunc=False) == "a" * 64 + ",/srv/data"
+    assert mount_opts.ps_mounts({}, trunc=True) == ""
