@@ -30,13 +30,14 @@ def test_check_healthcheck_accepts_docker_shapes() -> None:
         ({"StartPeriod": 1}, "StartPeriod in Healthcheck cannot be less than 1ms"),
         ({"StartInterval": 1}, "StartInterval in Healthcheck cannot be less than 1ms"),
         ({"Retries": -1}, "Retries in Healthcheck cannot be negative"),
-        ({"Test": ["SHELL", "x"]}, "Healthcheck.Test: unknown type 'SHELL' (NONE, CMD or CMD-SHELL)"),
+        ({"Test": ["SHELL", "x"]},
+         "Healthcheck.Test: unknown type 'SHELL' (NONE, CMD or CMD-SHELL)"),
         ({"Test": ["CMD"]}, "Healthcheck.Test: CMD needs a command"),
         ({"Test": "true"}, "Healthcheck.Test: expected a list of strings"),
         ({"Interval": "1s"}, "Healthcheck.Interval: expected an integer"),
         ({"Bogus": 1}, "Healthcheck: unknown field 'Bogus'"),
     ],
-)
+)  # fmt: skip
 def test_check_healthcheck_refuses(doc: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidArgument) as err:
         health.check_healthcheck(doc)
@@ -140,8 +141,14 @@ def _cli_opts(**over: Any) -> dict[str, Any]:
 def test_cli_health_flags() -> None:
     from sampan.cli.lifecycle import config_fields, host_config
 
-    out = config_fields(_cli_opts(health_cmd="true", health_interval="1m30s",
-                                  health_retries=2, stop_timeout=5, stop_signal="SIGINT"))  # fmt: skip
+    opts = _cli_opts(
+        health_cmd="true",
+        health_interval="1m30s",
+        health_retries=2,
+        stop_timeout=5,
+        stop_signal="SIGINT",
+    )
+    out = config_fields(opts)
     assert out == {"StopSignal": "SIGINT", "StopTimeout": 5,
                    "Healthcheck": {"Test": ["CMD-SHELL", "true"], "Interval": 90 * S,
                                    "Timeout": 0, "StartPeriod": 0, "Retries": 2}}  # fmt: skip

@@ -160,9 +160,9 @@ class FakeService:
 def _container(service: FakeService, policy: str, count: int = 0) -> Container:
     state = {"Status": "exited", "Running": False, "ExitCode": 1, "RestartCount": 0,
              "StartedAt": "2024-01-01T00:00:00Z"}  # fmt: skip
-    c = Container(f"c{len(service.containers)}" + "0" * 60, "n", "img", "busybox", 0.0,
-                  {"Labels": {}}, {"RestartPolicy": {"Name": policy,
-                                                     "MaximumRetryCount": count}}, state)  # fmt: skip
+    host = {"RestartPolicy": {"Name": policy, "MaximumRetryCount": count}}
+    cid = f"c{len(service.containers)}" + "0" * 60
+    c = Container(cid, "n", "img", "busybox", 0.0, {"Labels": {}}, host, state)
     service.containers[c.id] = c
     return c
 
