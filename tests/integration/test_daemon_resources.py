@@ -319,3 +319,56 @@ def test_update_applies_live_and_persists(daemon: SampanDaemon) -> None:
             assert _read(cid, "memory", "memory.limit_in_bytes") == str(200 * MB)
     finally:
         daemon.docker("rm", "-f", cid)
+
+
+def test_update_restart_policy(daemon: SampanDaemon) -> None:
+    cid = _start(daemon, "busybox", "sleep", "300")
+    try:
+        daemon.docker("update", "--restart", "on-failure:3", cid)
+        policy = _inspect(daemon, cid)["HostConfig"]["RestartPolicy"]
+        assert policy == {"Name": "on-failure", "MaximumRetryCount": 3}
+    finally:
+        daemon.docker("rm", "-f", cid)
+    cid = _start(daemon, "--rm", "busybox", "sleep", "300")
+    try:
+        done = daemon.docker("update", "--restart", "always", cid, check=False)
+        assert done.returncode == 1 and "AutoRemove is enabled" in done.stderr
+    finally:
+        daemon.docker("rm", "-f", cid)
+
+
+def test_docker_py(daemon: SampanDaemon) -> None:
+    docker = pytest.importorskip("docker")
+    client = docker.DockerClient(base_url=daemon.host)
+    box = client.containers.run(
+        "busybox",
+        "sleep 300",
+        detach=True,
+        mem_limit="64m",
+        pids_limit=30,
+        cap_add=["SYS_PTRACE"],
+        ulimits=[docker.types.Ulimit(name="nofile", soft=100, hard=200)],
+    )
+    try:
+        top = box.top()
+        assert top["Titles"][1] == "PID" and top["Processes"][0][-1] == "sleep 300"
+        stats = box.stats(stream=False)
+        assert stats["memory_stats"]["limit"] == 64 * MB and stats["pids_stats"]["current"] == 1
+        box.pause()
+        box.reload()
+        assert box.status == "paused"
+        box.unpause()
+        box.reload()
+        assert box.status == "running"
+        assert box.update(mem_limit="128m", memswap_limit="256m") == {"Warnings": []}
+        box.reload()
+        assert box.attrs["HostConfig"]["Memory"] == 128 * MB
+        if not V2:
+            assert _read(box.id, "memory", "memory.limit_in_bytes") == str(128 * MB)
+        stream = box.stats(decode=True)
+        first, second = next(stream), next(stream)
+        assert second["preread"] == first["read"]
+        stream.close()
+    finally:
+        box.remove(force=True)
+        client.close()

@@ -262,3 +262,15 @@ def test_top_table() -> None:
     assert top_table(doc) == (
         "PID                 CMD\n1                   sleep 100\n22                  sh\n"
     )
+
+
+def test_top_without_ps_reads_proc() -> None:
+    import os
+
+    from sampan.engine.operations import _top_from_proc
+
+    doc = _top_from_proc([os.getpid(), 1 << 30])  # the second one does not exist
+    assert doc["Titles"] == ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
+    assert len(doc["Processes"]) == 1
+    row = doc["Processes"][0]
+    assert row[1] == str(os.getpid()) and row[2] == str(os.getppid()) and "python" in row[-1]
