@@ -294,6 +294,12 @@ def test_bind_propagation(daemon: SampanDaemon, tmp_path: Path) -> None:
         assert mounts["/s"]["Propagation"] == "rslave" and mounts["/s"]["Type"] == "bind"
         daemon.docker("rm", *names.values())
         umount(str(shared / "sub"))
+        # rshared: a mount made in the container shows on the host
+        (shared / "back").mkdir()
+        daemon.docker("run", "--rm", "--privileged", "-v", f"{shared}:/s:rshared",
+                      "busybox", "mount", "-t", "tmpfs", "tmpfs", "/s/back")  # fmt: skip
+        assert str(shared / "back") in _mounts_under(shared)
+        umount(str(shared / "back"))
     finally:
         umount(str(shared), 2)
     # a shared propagation needs a shared source: a private one is refused at start
