@@ -52,22 +52,33 @@ def _record(flags: list[Flag], argv: list[str], stop_at_positional: bool = True)
 
 
 def _flags_of(spec: tuple[str, str, str]) -> list[Flag]:
-    """The flags the handler of SPEC parses (its first ``parse`` call, recorded)."""
-    import importlib
+    """The flags the handler of SPEC parses (its first ``parse`` call, recorded).
 
-    module = importlib.import_module(spec[0])
-    saved = getattr(module, "parse", None)
-    if saved is not None:
+    ``parse`` is swapped in every loaded sampan.cli module (a handler may parse
+    through a helper of another module); what a handler prints goes nowhere.
+    """
+    import contextlib
+    import importlib
+    import io
+
+    from sampan.cli import args
+
+    handler = getattr(importlib.import_module(spec[0]), spec[1])
+    cli = [m for n, m in list(sys.modules.items()) if n.startswith("sampan.cli.")]
+    swapped = [m for m in cli if getattr(m, "parse", None) is args.parse]
+    for module in swapped:
         module.parse = _record  # type: ignore[attr-defined]
+    sink = io.StringIO()
     try:
-        getattr(module, spec[1])(Context("", None, False, "unix:///nonexistent"), ["--help"])
+        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            handler(Context("", None, False, "unix:///nonexistent"), ["--help"])
     except _Recorded as recorded:
-        return [f for f in recorded.flags if "--help" not in f.names]
+        return recorded.flags
     except (Exception, SystemExit):
         pass
     finally:
-        if saved is not None:
-            module.parse = saved  # type: ignore[attr-defined]
+        for module in swapped:
+            module.parse = args.parse  # type: ignore[attr-defined]
     return []
 
 
@@ -218,7 +229,7 @@ def bash_script(infos: list[CommandInfo]) -> str:
     )
     top = [*COMMANDS, *GROUPS]
     parts = {
-        "@FLAGS@": cases(lambda c: _words(c.flags) + " --help"),
+        "@FLAGS@": cases(lambda c: _words(c.flags)),
         "@VALUED@": cases(lambda c: _valued(c.flags)),
         "@ARGS@": cases(lambda c: c.args),
         "@GLOBAL_VALUED@": _valued(GLOBAL_FLAGS),
