@@ -236,7 +236,12 @@ class VolumeService:
         """Directories without a row (a create or remove cut short) go; rows get their dirs."""
         for entry in os.listdir(self.dir):
             if entry not in self._volumes:
-                self._destroy_dir(entry)
+                try:
+                    self._destroy_dir(entry)
+                except OSError as exc:  # never a reason not to start; tried again next time
+                    import sys
+
+                    sys.stderr.write(f"volumes/{entry}: removing a stray: {describe(exc)}\n")
         for name in self._volumes:
             os.makedirs(self.path(name), mode=0o755, exist_ok=True)
 
