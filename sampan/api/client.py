@@ -274,13 +274,14 @@ class Client:
         query: Mapping[str, Any] | None,
         source: Any,
         headers: Mapping[str, str] | None = None,
+        method: str = "POST",
     ) -> Response:
         """POST PATH with the bytes of SOURCE (a binary file, read to its end) as the
         body, chunked (load, import: stdin has no length); ApiError for a status >= 400.
         A daemon that answers before reading it all (a refusal) is heard, not a broken pipe."""
         conn = self._connect()
         try:
-            lines = [f"POST {API_PREFIX}{path}{_query(query)} HTTP/1.1", "Host: api",
+            lines = [f"{method} {API_PREFIX}{path}{_query(query)} HTTP/1.1", "Host: api",
                      "Content-Type: application/x-tar", "Transfer-Encoding: chunked"]  # fmt: skip
             extra = dict(headers or {})
             extra.setdefault("Connection", "close")

@@ -270,9 +270,16 @@ class Request:
     def send_json(self, status: int, doc: Any) -> None:
         self.send(status, (_json.dumps(doc) + "\n").encode(), "application/json")
 
-    def stream(self, status: int = 200, content_type: str = "application/json") -> _ChunkedWriter:
-        """Start a chunked response; write to it, then close it."""
-        self._start(status, {"Content-Type": content_type, "Transfer-Encoding": "chunked"})
+    def stream(
+        self,
+        status: int = 200,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> _ChunkedWriter:
+        """Start a chunked response (with HEADERS besides); write to it, then close it."""
+        all_headers = {"Content-Type": content_type, "Transfer-Encoding": "chunked"}
+        all_headers.update(headers or {})
+        self._start(status, all_headers)
         return _ChunkedWriter(self._handler.wfile)
 
     def hijack(self, status: int = 101, headers: dict[str, str] | None = None) -> socket.socket:

@@ -57,6 +57,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "kill": ("sampan.cli.container", "cmd_kill", "Kill one or more running containers"),
     "rm": ("sampan.cli.container", "cmd_rm", "Remove one or more containers"),
     "wait": ("sampan.cli.container", "cmd_wait", "Block until containers stop, print exit codes"),
+    "attach": ("sampan.cli.attach", "cmd_attach", "Attach to a running container's streams"),
+    "exec": ("sampan.cli.exec", "cmd_exec", "Execute a command in a running container"),
     "restart": ("sampan.cli.lifecycle", "cmd_restart", "Restart one or more containers"),
     "rename": ("sampan.cli.lifecycle", "cmd_rename", "Rename a container"),
     "events": ("sampan.cli.lifecycle", "cmd_events", "Get real time events from the server"),
@@ -69,6 +71,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "info": ("sampan.cli.system", "cmd_info", "Display system-wide information"),
     "completion": ("sampan.cli.completion", "cmd_completion", "Generate a shell completion script"),
     "daemon": ("sampan.cli.daemon", "cmd_daemon", "Run the sampan engine daemon"),
+    "cp": ("sampan.cli.container_files", "cmd_cp", "Copy files between a container and here"),
+    "diff": ("sampan.cli.container_files", "cmd_diff", "Inspect changes to a container's files"),
+    "commit": ("sampan.cli.container_files", "cmd_commit", "Create an image from a container"),
+    "export": ("sampan.cli.container_files", "cmd_export", "Export a container's filesystem"),
+    "port": ("sampan.cli.container_files", "cmd_port", "List a container's port mappings"),
 }
 
 IMAGE_COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -107,6 +114,8 @@ CONTAINER_COMMANDS: dict[str, tuple[str, str, str]] = {
     "rm": COMMANDS["rm"],
     "remove": COMMANDS["rm"],
     "wait": COMMANDS["wait"],
+    "attach": COMMANDS["attach"],
+    "exec": COMMANDS["exec"],
     "restart": COMMANDS["restart"],
     "rename": COMMANDS["rename"],
     "prune": ("sampan.cli.lifecycle", "cmd_container_prune", "Remove all stopped containers"),
@@ -116,6 +125,11 @@ CONTAINER_COMMANDS: dict[str, tuple[str, str, str]] = {
     "unpause": COMMANDS["unpause"],
     "update": COMMANDS["update"],
     "inspect": ("sampan.cli.container", "cmd_container_inspect", "Inspect containers"),
+    "cp": COMMANDS["cp"],
+    "diff": COMMANDS["diff"],
+    "commit": COMMANDS["commit"],
+    "export": COMMANDS["export"],
+    "port": COMMANDS["port"],
 }
 
 VOLUME_COMMANDS: dict[str, tuple[str, str, str]] = {

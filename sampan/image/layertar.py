@@ -80,6 +80,45 @@ def write_layer(src_dir: str, out: BinaryIO, *, overlay_whiteouts: bool) -> str:
     return "sha256:" + writer.digest.hexdigest()
 
 
+def write_entry(
+    dir_fd: int,
+    name: str,
+    arcname: bytes,
+    out: BinaryIO,
+    *,
+    where: str = "",
+    opaque_devices: frozenset[int] = frozenset(),
+) -> int:
+    """Write NAME of the directory open at DIR_FD as tar entries named ARCNAME (a
+    directory: ARCNAME/ then everything under it as ARCNAME/...; NAME "" is DIR_FD
+    itself), in layer order, no whiteouts converted, no end-of-archive blocks (``finish``
+    them with ``end_archive``).  Symlinks are entries, never followed.  Returns the
+    bytes of file content written.  A directory on a device in OPAQUE_DEVICES (procfs,
+    sysfs... of a running container) is written without what it holds.  ``docker cp``
+    uses it."""
+    writer = _Writer(out, False)
+    writer.opaque_devices = opaque_devices
+    st = os.fstat(dir_fd) if not name else os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    if not stat.S_ISDIR(st.st_mode):
+        writer._entry(dir_fd, name, arcname, st, where)
+    else:
+        fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd) if name else os.dup(dir_fd)
+        try:
+            top = arcname.rstrip(b"/") + b"/"
+            writer.header(top, b"5", st, xattrs=writer._xattrs(fd, arcname))
+            if st.st_dev not in opaque_devices:
+                writer.directory(fd, where, prefix=top)
+        finally:
+            os.close(fd)
+    writer._flush()
+    return writer.content
+
+
+def end_archive(out: BinaryIO) -> None:
+    """The two zero blocks that end a tar archive."""
+    out.write(bytes(2 * _BLOCK))
+
+
 class _Writer:
     def __init__(self, out: BinaryIO, overlay_whiteouts: bool) -> None:
         self.out = out
@@ -87,6 +126,8 @@ class _Writer:
         self.digest = hashlib.sha256()
         self.buf = bytearray()
         self.links: dict[tuple[int, int], bytes] = {}
+        self.content = 0  # bytes of file content written
+        self.opaque_devices: frozenset[int] = frozenset()  # directories written empty
 
     # - output -
 
@@ -174,11 +215,12 @@ class _Writer:
                     raise
         return found
 
-    def directory(self, root: int, where: str) -> None:
+    def directory(self, root: int, where: str, prefix: bytes = b"") -> None:
         """Every entry under the directory open at ROOT (the tree WHERE), depth first:
-        a loop, not recursion, holding one directory fd besides ROOT (treecopy.py)."""
+        a loop, not recursion, holding one directory fd besides ROOT (treecopy.py);
+        names start with PREFIX."""
         # (the names left, the tar path prefix, the ident) of each directory down to FD's
-        levels = [(_sorted_names(root), b"", ident(os.fstat(root)))]
+        levels = [(_sorted_names(root), prefix, ident(os.fstat(root)))]
         fd = root
         try:
             while levels:
@@ -194,6 +236,9 @@ class _Writer:
                     try:
                         xattrs = self._xattrs(sub, path)
                         self.header(path + b"/", b"5", st, xattrs=xattrs)
+                        if st.st_dev in self.opaque_devices:
+                            os.close(sub)
+                            continue
                         if self.overlay and self._opaque(sub):
                             self.header(path + b"/.wh..wh..opq", b"0", st, mode=st.st_mode & 0o777)
                         levels.append((_sorted_names(sub), path + b"/", ident(os.fstat(sub))))
@@ -265,6 +310,7 @@ class _Writer:
                     break
                 self._emit(chunk)
                 left -= len(chunk)
+            self.content += size
             if left or os.read(fd, 1):
                 raise InvalidArgument(f"{os.fsdecode(path)}: file changed size while written")
             self._emit(bytes(-size % _BLOCK))

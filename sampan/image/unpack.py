@@ -4,7 +4,7 @@
 tar entries, the diff id) and writes every entry itself -- never
 ``tarfile.extractall``.
 
-Two modes, one per snapshotter:
+Two modes, one per snapshotter, and a third for ``docker cp``:
 
     overlay   DEST is empty and will hold this layer alone (an overlayfs
               lower dir): ``.wh.NAME`` becomes the whiteout char device 0/0
@@ -14,6 +14,13 @@ Two modes, one per snapshotter:
               ``.wh.NAME`` removes NAME, ``.wh..wh..opq`` removes its
               directory's children that this layer did not write.  As in the
               OCI spec, a whiteout never hides what its own layer wrote.
+    copy      ``extract_archive``: an archive into a directory of a container
+              (``docker cp``, PUT /containers/{id}/archive): names are
+              literal (``.wh.`` means nothing), an existing symlink or file
+              on the way is an error (never replaced, never followed), owners
+              are OWNER unless None (``cp -a``), and with
+              ``no_overwrite_dir_non_dir`` a directory never replaces a
+              non-directory or the other way round.
 
 Safety.  A name longer than 4095 bytes or deeper than 256 components is
 refused: no real image comes near, and trees thousands deep break whatever
@@ -94,6 +101,32 @@ def unpack_layer(
     return diff_id, unpacker.size
 
 
+def extract_archive(
+    stream: BinaryIO,
+    dest_fd: int,
+    *,
+    label: str,
+    owner: tuple[int, int] | None = (0, 0),
+    no_overwrite_dir_non_dir: bool = False,
+    allow_devices: bool = False,
+) -> int:
+    """Extract the tar archive STREAM (plain or compressed) into the directory open at
+    DEST_FD (not closed), in copy mode; returns the bytes of file content written.
+    Errors as ``unpack_layer``'s; what was extracted before one stays."""
+    with LayerReader(stream, label) as layer:
+        unpacker = _Unpacker(os.dup(dest_fd), "copy", label, allow_devices)
+        unpacker.owner = owner
+        unpacker.no_overwrite = no_overwrite_dir_non_dir
+        try:
+            for entry in layer.entries():
+                unpacker.entry(entry, layer)
+            unpacker.finish()
+            layer.finish()
+        finally:
+            unpacker.close()
+    return unpacker.size
+
+
 # -- writing entries -----------------------------------------------------------------
 
 
@@ -104,6 +137,9 @@ class _Unpacker:
     def __init__(self, dest_fd: int, mode: str, label: str, allow_devices: bool) -> None:
         self.root = dest_fd
         self.apply = mode == "apply"
+        self.copy = mode == "copy"
+        self.owner: tuple[int, int] | None = None  # copy mode: every entry's owner
+        self.no_overwrite = False  # copy mode: no directory for a file or the reverse
         self.label = label
         self.allow_devices = allow_devices
         self.is_root = os.geteuid() == 0
@@ -116,6 +152,8 @@ class _Unpacker:
     # - errors -
 
     def _bad(self, name: str, why: str) -> InvalidArgument:
+        if self.copy:
+            return InvalidArgument(f"{self.label}: {name}: {why}")
         return InvalidArgument(f"layer {self.label}: {name}: {why}")
 
     def _split(self, name: str, entry: str | None = None) -> list[str]:
@@ -186,7 +224,7 @@ class _Unpacker:
             if exc.errno not in (errno.ENOTDIR, errno.ELOOP):
                 raise
             path = "/".join(parts[: j + 1])
-            if path in self.written:
+            if path in self.written or self.copy:
                 st = os.lstat(part, dir_fd=parent)
                 kind = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a directory"
                 raise self._bad(name, f"parent {path} is {kind}") from None
@@ -249,7 +287,11 @@ class _Unpacker:
     def _entry(self, e: TarEntry, layer: LayerReader) -> None:
         parts = self._split(e.name)
         kind = e.type
-        if _WH_META in e.name and (
+        if self.owner is not None:
+            e.uid, e.gid = self.owner
+        if self.copy:
+            pass  # names are literal: no whiteouts, no aufs metadata
+        elif _WH_META in e.name and (
             any(p.startswith(_WH_META) for p in parts[:-1])
             or (parts and parts[-1].startswith(_WH_META) and parts[-1] != _OPAQUE)
         ):
@@ -260,7 +302,7 @@ class _Unpacker:
             self._metadata_dir(self.root, e, "")
             return
         last = parts[-1]
-        if last.startswith(_WH):
+        if last.startswith(_WH) and not self.copy:
             if last == _OPAQUE:
                 self._opaque(parts[:-1], e)
             else:
@@ -283,7 +325,8 @@ class _Unpacker:
             self._metadata_node(parent, last, e)
         elif kind in (b"3", b"4"):
             if not self.allow_devices:
-                raise self._bad(e.name, "device nodes are not allowed in layers")
+                where = "here" if self.copy else "in layers"
+                raise self._bad(e.name, f"device nodes are not allowed {where}")
             fmt = stat.S_IFCHR if kind == b"3" else stat.S_IFBLK
             dev = os.makedev(e.devmajor, e.devminor)
             self._make(parent, last, parts, lambda: os.mknod(last, fmt | 0o600, dev, dir_fd=parent))
@@ -302,8 +345,14 @@ class _Unpacker:
             self._replace(parent, last, parts)
             create()
 
-    def _replace(self, parent: int, last: str, parts: list[str]) -> None:
+    def _replace(self, parent: int, last: str, parts: list[str], is_dir: bool = False) -> None:
         path = "/".join(parts)
+        if self.no_overwrite:
+            there = stat.S_ISDIR(os.lstat(last, dir_fd=parent).st_mode)
+            if there and not is_dir:
+                raise self._bad(path, "cannot overwrite a directory with a non-directory")
+            if is_dir and not there:
+                raise self._bad(path, "cannot overwrite a non-directory with a directory")
         self._remove(parent, last, parts)
         self.whiteouts.discard(path)
 
@@ -334,7 +383,7 @@ class _Unpacker:
         except FileExistsError:
             if not stat.S_ISDIR(os.lstat(last, dir_fd=parent).st_mode):
                 opaque = path in self.whiteouts
-                self._replace(parent, last, parts)
+                self._replace(parent, last, parts, is_dir=True)
                 os.mkdir(last, 0o700, dir_fd=parent)
         fd = os.open(last, _DIR_FLAGS, dir_fd=parent)
         self._stack.append((last, fd))  # the next entries are most likely inside it

@@ -1,0 +1,279 @@
+"""``docker commit``: a container's writable layer becomes a new image over its image.
+
+The layer is the snapshot's upper dir written as a layer tar
+(``layertar.write_layer`` with overlay whiteouts: a 0/0 char device becomes
+``.wh.NAME``, an opaque directory gets ``.wh..wh..opq``), gzip-compressed
+into the content store; with the vfs driver, the changes against the image's
+tree (``container_changes.tree_changes``) are written instead, deletions as
+whiteouts.  A container that changed nothing still gets a layer (an empty
+tar), as docker's commit does.
+
+The image config is the parent's with the new diff id and a history entry
+(``created_by`` the container's Cmd joined by spaces, the author and the
+comment), and as its ``config`` what docker's commit makes: the request's
+config (or, when it sends none, the container's), ``--change`` instructions
+applied (archive_import.parse_changes: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL,
+ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR), then the container's config
+filling what is left unset (docker's merge: Env by key, labels, exposed
+ports and volumes added, Cmd/Entrypoint only when neither is set, ...).
+
+The manifest is of the parent's kind (docker schema 2 or OCI) and lists the
+parent's layer blobs plus the new one; ``ImageStore.commit_image`` unpacks
+the new layer and records the image in one transaction, so a crash leaves
+no half-made image.
+
+With ``pause`` (the default) a running container is frozen while its layer
+is written (unless it was paused already) and thawed after.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import stat
+import time
+
+from sampan import _json
+from sampan.errors import Conflict, InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any, BinaryIO
+
+    from sampan.engine.containers import Container, ContainerService
+    from sampan.image.store import ImageStore
+
+__all__ = ["apply_changes", "commit", "merge_config"]
+
+
+def apply_changes(config: dict[str, Any], changes: list[str]) -> dict[str, Any]:
+    """CONFIG with the Dockerfile instructions CHANGES applied (a new dict)."""
+    from sampan.image.archive_import import parse_changes
+
+    out = copy.deepcopy(config)
+    if not changes:
+        return out
+    made = parse_changes(changes)
+    for key in ("Cmd", "Entrypoint", "User", "WorkingDir", "StopSignal"):
+        if key in made:
+            out[key] = made[key]
+    if "Entrypoint" in made and "Cmd" not in made:
+        out["Cmd"] = None  # as a Dockerfile's ENTRYPOINT: the old CMD goes
+    for item in made.get("Env") or []:
+        key = item.partition("=")[0]
+        env = [e for e in out.get("Env") or [] if e.partition("=")[0] != key]
+        out["Env"] = [*env, item]
+    for key in ("Labels", "ExposedPorts", "Volumes"):
+        if key in made:
+            out[key] = {**(out.get(key) or {}), **made[key]}
+    if "OnBuild" in made:
+        out["OnBuild"] = [*(out.get("OnBuild") or []), *made["OnBuild"]]
+    return out
+
+
+def merge_config(user: dict[str, Any], container: dict[str, Any]) -> dict[str, Any]:
+    """docker's commit merge: USER's config, what it leaves unset from CONTAINER's."""
+    out = copy.deepcopy(user)
+    if not out.get("User"):
+        out["User"] = container.get("User", "")
+    ports = dict(container.get("ExposedPorts") or {})
+    ports.update(out.get("ExposedPorts") or {})
+    out["ExposedPorts"] = ports or None
+    env = list(out.get("Env") or [])
+    keys = {e.partition("=")[0] for e in env}
+    env += [e for e in container.get("Env") or [] if e.partition("=")[0] not in keys]
+    out["Env"] = env or None
+    labels = dict(container.get("Labels") or {})
+    labels.update(out.get("Labels") or {})
+    out["Labels"] = labels
+    if not out.get("Entrypoint"):
+        if not out.get("Cmd"):
+            out["Cmd"] = container.get("Cmd")
+        if out.get("Entrypoint") is None:
+            out["Entrypoint"] = container.get("Entrypoint")
+    if out.get("Healthcheck") is None and container.get("Healthcheck") is not None:
+        out["Healthcheck"] = container["Healthcheck"]
+    if not out.get("WorkingDir"):
+        out["WorkingDir"] = container.get("WorkingDir", "")
+    volumes = dict(container.get("Volumes") or {})
+    volumes.update(out.get("Volumes") or {})
+    out["Volumes"] = volumes or None
+    if not out.get("StopSignal") and container.get("StopSignal"):
+        out["StopSignal"] = container["StopSignal"]
+    return out
+
+
+@contextlib.contextmanager
+def _paused(service: ContainerService, c: Container, pause: bool) -> Iterator[None]:
+    """C frozen for the duration when PAUSE and it runs and is not paused already."""
+    from sampan.runtime import query
+
+    frozen = False
+    if pause:
+        with service.changed:
+            if c.running and c.status != "paused":
+                try:
+                    query.pause(service.runtime_root, c.id)
+                    frozen = True
+                except Conflict:
+                    pass  # it is not running (any more) or paused already
+    try:
+        yield
+    finally:
+        if frozen:
+            with service.changed, contextlib.suppress(Conflict):
+                query.resume(service.runtime_root, c.id)
+
+
+class _Gzip:
+    """A binary writer that gzips into FILE (mtime 0: the same layer, the same blob)."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        import zlib
+
+        self._file = file
+        self._z = zlib.compressobj(6, zlib.DEFLATED, 31)
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        self._file.write(self._z.compress(data))
+        return len(data)
+
+    def close(self) -> None:
+        self._file.write(self._z.flush())
+
+
+def _layer_blob(service: ContainerService, c: Container, store: ImageStore) -> tuple[str, str, int]:
+    """The container's layer in the content store: (diff id, blob digest, blob size)."""
+    import tempfile
+
+    from sampan.image.layertar import write_layer
+
+    snaps = store.snapshots
+    upper = snaps.upper_dir(c.id)
+    with tempfile.TemporaryFile(dir=store.root, prefix=".commit-") as spool:
+        gz = _Gzip(spool)  # type: ignore[arg-type]
+        if snaps.driver == "overlay":
+            diff_id = write_layer(upper, gz, overlay_whiteouts=True)  # type: ignore[arg-type]
+        else:
+            chain = store.get(c.image).chain
+            base = snaps.layer_dir(chain[-1]) if chain else None
+            diff_id = _write_tree_diff(base, upper, gz)
+        gz.close()
+        spool.seek(0)
+        digest, size = store.content.put_stream(spool)  # type: ignore[arg-type]
+    return diff_id, digest, size
+
+
+def _write_tree_diff(base: str | None, tree: str, out: Any) -> str:
+    """The layer tar that makes BASE into TREE (vfs): changed entries, whiteouts."""
+    import hashlib
+    import tarfile
+
+    from sampan.engine.container_changes import DELETED, tree_changes
+
+    class _Hashed:
+        def __init__(self) -> None:
+            self.digest = hashlib.sha256()
+
+        def write(self, data: bytes) -> int:
+            self.digest.update(data)
+            out.write(data)
+            return len(data)
+
+    hashed = _Hashed()
+    found = tree_changes(base, tree, ignore=frozenset(("/etc/hosts", "/etc/hostname",
+                                                       "/etc/resolv.conf")))  # fmt: skip
+    with tarfile.open(fileobj=hashed, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+        for path, kind in found:
+            name = path.lstrip("/")
+            if kind == DELETED:
+                head, _, tail = name.rpartition("/")
+                info = tarfile.TarInfo((head + "/" if head else "") + ".wh." + tail)
+                tar.addfile(info)
+                continue
+            full = os.path.join(tree, name)
+            st = os.lstat(full)
+            info = tar.gettarinfo(full, arcname=name)
+            info.uname = info.gname = ""
+            if stat.S_ISREG(st.st_mode):
+                fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+                with os.fdopen(fd, "rb") as f:
+                    tar.addfile(info, f)
+            else:
+                tar.addfile(info)
+    return "sha256:" + hashed.digest.hexdigest()
+
+
+def commit(
+    service: ContainerService,
+    ref: str,
+    *,
+    repo: str = "",
+    tag: str = "",
+    comment: str = "",
+    author: str = "",
+    pause: bool = True,
+    changes: list[str] | None = None,
+    config: dict[str, Any] | None = None,
+) -> str:
+    """POST /commit: the new image's id."""
+    from sampan.oci import image as oi
+    from sampan.oci.reference import parse_reference
+    from sampan.units import rfc3339
+
+    c = service.get(ref)
+    names = []
+    if repo:
+        name = parse_reference(f"{repo}:{tag}" if tag else repo)
+        if name.digest is not None:
+            raise InvalidArgument(f"{repo}: refusing to create a tag with a digest reference")
+        names.append(name)
+    elif tag:
+        raise InvalidArgument("tag: a tag needs a repository name")
+    if config is not None and not isinstance(config, dict):
+        raise InvalidArgument("request body: expected a container config object")
+    user = config if config else c.config
+    new_config = merge_config(apply_changes(user, list(changes or [])), c.config)
+    store = service.engine.store()
+    parent = store.get(c.image)
+    parent_config = store.config_of(parent)
+    parent_manifest = store.manifest(parent)
+    with store.writing():
+        with _paused(service, c, pause):
+            diff_id, blob, size = _layer_blob(service, c, store)
+        now = rfc3339(time.time_ns())
+        raw = {k: v for k, v in parent_config.raw.items()
+               if k not in ("container", "container_config", "docker_version", "author",
+                            "comment")}  # fmt: skip
+        entry: dict[str, Any] = {"created": now}
+        if author:
+            raw["author"] = entry["author"] = author
+        entry["created_by"] = " ".join(c.config.get("Cmd") or [])
+        if comment:
+            raw["comment"] = entry["comment"] = comment
+        raw.update(
+            config=new_config,
+            created=now,
+            history=[*parent_config.history, entry],
+            rootfs={"type": "layers", "diff_ids": [*parent_config.diff_ids, diff_id]},
+        )
+        config_bytes = _json.dumps(raw).encode()
+        config_digest = store.content.put(config_bytes)
+        docker = parent_manifest.media_type == oi.DOCKER_MANIFEST
+        manifest = oi.Manifest(
+            oi.DOCKER_MANIFEST if docker else oi.OCI_MANIFEST,
+            oi.Descriptor(oi.DOCKER_CONFIG if docker else oi.OCI_CONFIG, config_digest,
+                          len(config_bytes)),
+            (*parent_manifest.layers,
+             oi.Descriptor(oi.DOCKER_LAYER_GZIP if docker else oi.OCI_LAYER_GZIP, blob, size)),
+        )  # fmt: skip
+        manifest_digest = store.content.put(manifest.to_bytes())
+        record = store.commit_image(manifest_digest, names=names)
+    attrs = {"name": c.name, "image": c.image_name, "comment": comment, "imageID": record.id}
+    if names:
+        attrs["imageRef"] = str(names[0])
+    attrs.update(c.config.get("Labels") or {})
+    service.engine.events.emit("container", "commit", c.id, attrs)
+    return record.id
