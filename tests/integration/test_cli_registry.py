@@ -100,3 +100,29 @@ def test_login_push_and_logout(
     assert host not in json.loads((config / "config.json").read_text()).get("auths", {})
     refused = sampan(daemon, *base, "pull", "-q", target)
     assert refused.returncode == 1 and "Error response from daemon" in refused.stderr
+
+
+def test_pull_on_a_terminal_draws_live_bars(daemon: SampanDaemon, registry: Seeded) -> None:
+    import pty
+
+    master, slave = pty.openpty()
+    argv = [sys.executable, "-m", "sampan.cli", "-H", daemon.host, "pull",
+            f"{registry.host}/test/big:v1"]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=slave, stderr=slave, stdin=subprocess.DEVNULL, cwd=REPO)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the terminal's last writer is gone
+            break
+        if not data:
+            break
+        out += data
+    os.close(master)
+    assert proc.wait(60) == 0, out
+    text = out.decode()
+    assert "v1: Pulling from test/big" in text
+    assert ": Downloading [" in text and "MB/" in text  # the bar, with byte counts
+    assert "\x1b[2K" in text  # lines redrawn in place
+    assert f"Status: Downloaded newer image for {registry.host}/test/big:v1" in text
