@@ -30,9 +30,11 @@ __all__ = [
     "MIN_MEMORY",
     "apply_to_spec",
     "check",
+    "host_support",
     "merge_update",
     "oci_resources",
     "online_cpus",
+    "swap_accounting",
 ]
 
 MIN_MEMORY = 6 * 1024 * 1024
@@ -107,6 +109,13 @@ def _available(kind: str) -> str:
         "/sys/devices/system/cpu/online" if kind == "cpus" else "/sys/devices/system/node/online"
     )
     return _read(fallback) or "0"
+
+
+def swap_accounting(root: str = "/sys/fs/cgroup") -> bool:
+    """Whether memory+swap can be limited here (v1 needs memory.memsw.*; v2 always can)."""
+    if os.path.exists(f"{root}/cgroup.controllers"):
+        return True
+    return os.path.exists(f"{root}/memory/memory.memsw.limit_in_bytes")
 
 
 def _parse_list(text: str) -> set[int] | None:
@@ -285,6 +294,13 @@ def check(host: dict[str, Any], warnings: list[str] | None = None) -> dict[str, 
         warnings.extend(found)
     if fields["Memory"] > 0 and fields["MemorySwap"] == 0:
         fields["MemorySwap"] = 2 * fields["Memory"]  # dockerd's default: as much swap as memory
+    if fields["MemorySwap"] > 0 and not swap_accounting():
+        fields["MemorySwap"] = -1
+        if warnings is not None:
+            warnings.append(
+                "Your kernel does not support swap limit capabilities or the cgroup is not "
+                "mounted. Memory limited without swap."
+            )
     if fields["PidsLimit"] is not None and fields["PidsLimit"] <= 0:
         fields["PidsLimit"] = None  # 0 and -1: unlimited
     if not fields["ShmSize"]:
@@ -299,7 +315,9 @@ def oci_resources(fields: dict[str, Any], live: bool = False) -> dict[str, Any]:
         memory["limit"] = fields["Memory"]
     elif live:
         memory["limit"] = -1
-    if fields["MemorySwap"]:
+    if not swap_accounting():
+        pass  # no memory+swap file to write (a warning at create)
+    elif fields["MemorySwap"]:
         memory["swap"] = fields["MemorySwap"]
     elif live and fields["Memory"] <= 0:
         memory["swap"] = -1
@@ -431,7 +449,7 @@ def host_support(root: str = "/sys/fs/cgroup") -> dict[str, bool]:
 
     return {
         "MemoryLimit": has("memory/memory.limit_in_bytes"),
-        "SwapLimit": has("memory/memory.memsw.limit_in_bytes"),
+        "SwapLimit": swap_accounting(root),
         "KernelMemory": has("memory/memory.kmem.limit_in_bytes"),
         "KernelMemoryTCP": has("memory/memory.kmem.tcp.limit_in_bytes"),
         "CpuCfsPeriod": has("cpu/cpu.cfs_period_us"),

@@ -87,11 +87,17 @@ def _cap_name(name: str) -> str:
     return full
 
 
-def daemon_capabilities() -> list[str]:
-    """The capabilities in this daemon's bounding set, by name (the most a container gets)."""
-    from sampan.linux.caps import bounding_set, cap_names
+_held: list[str] = []
 
-    return cap_names(bounding_set())
+
+def daemon_capabilities() -> list[str]:
+    """The capabilities in this daemon's bounding set, by name (the most a container gets);
+    read once: a process's bounding set only ever shrinks, and the daemon never drops any."""
+    if not _held:
+        from sampan.linux.caps import bounding_set, cap_names
+
+        _held.extend(cap_names(bounding_set()))
+    return list(_held)
 
 
 def capabilities(fields: dict[str, Any]) -> list[str]:
@@ -113,7 +119,7 @@ def capabilities(fields: dict[str, Any]) -> list[str]:
 
 
 def _check_caps(fields: dict[str, Any]) -> None:
-    held = set(daemon_capabilities())
+    held = set(daemon_capabilities()) if fields["CapAdd"] else set()
     for key in ("CapAdd", "CapDrop"):
         for name in fields[key] or []:
             cap = _cap_name(name)

@@ -15,6 +15,19 @@ from sampan.errors import Conflict, InvalidArgument, Unsupported
 MB = 1 << 20
 
 
+@pytest.fixture(autouse=True)
+def _swap_accounting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(resources, "swap_accounting", lambda root="": True)
+
+
+def test_without_swap_accounting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(resources, "swap_accounting", lambda root="": False)
+    warnings: list[str] = []
+    fields = resources.check({"Memory": 100 * MB}, warnings)
+    assert fields["MemorySwap"] == -1 and "Memory limited without swap" in warnings[0]
+    assert resources.oci_resources(fields)["memory"] == {"limit": 100 * MB}
+
+
 def _check(**host: Any) -> dict[str, Any]:
     return resources.check(host)
 
