@@ -220,7 +220,8 @@ def _stdio_fields(opts: dict[str, Any], attached: bool) -> dict[str, Any]:
     stdin = "stdin" in streams
     return {"AttachStdin": stdin, "AttachStdout": "stdout" in streams,
             "AttachStderr": "stderr" in streams, "Tty": bool(opts["tty"]),
-            "OpenStdin": bool(opts["interactive"]), "StdinOnce": stdin and bool(opts["interactive"])}  # fmt: skip
+            "OpenStdin": bool(opts["interactive"]),
+            "StdinOnce": stdin and bool(opts["interactive"])}  # fmt: skip
 
 
 def _log_config(opts: dict[str, Any]) -> dict[str, Any]:
@@ -284,25 +285,13 @@ def exit_code_of_start_error(message: str) -> int:
     return 125
 
 
-def _start_attached(client: Client, cid: str, condition: str) -> int:
-    """Attach, register the wait, start; copy the output; the container's exit code."""
-    query = {"stream": "1", "stdout": "1", "stderr": "1"}
-    attach = client.hijack(f"/containers/{cid}/attach", query)
-    try:
-        waiter = client.request("POST", f"/containers/{cid}/wait", {"condition": condition})
-        try:
-            _start(client, cid)
-            for stream, data in demux(attach.chunks()):
-                _write_all(2 if stream == 2 else 1, data)
-            doc = waiter.json() or {}
-        finally:
-            waiter.close()
-    finally:
-        attach.close()
-    error = (doc.get("Error") or {}).get("Message")
-    if error:
-        _err(f"sampan: {error}")
-    return int(doc.get("StatusCode", 255))
+def _start_attached(
+    client: Client, cid: str, condition: str, stdin: bool = False, keys: str = ""
+) -> int:
+    """Attach, register the wait, start; copy the streams; the container's exit code."""
+    from sampan.cli.attach import start_existing
+
+    return start_existing(client, cid, condition, lambda: _start(client, cid), stdin, keys)
 
 
 def _parse_create(
@@ -404,20 +393,20 @@ def _simple(argv: list[str], flags: list[Flag], command: str, usage: str) -> dic
 
 
 def cmd_start(ctx: Context, argv: list[str]) -> int:
-    flags = [Flag("--attach,-a", "bool", "attach STDOUT/STDERR"),
-             Flag("--interactive,-i", "bool", "attach STDIN (not supported yet)")]  # fmt: skip
+    flags = [Flag("--attach,-a", "bool", "attach STDOUT/STDERR and forward signals"),
+             Flag("--interactive,-i", "bool", "attach the container's STDIN"),
+             Flag("--detach-keys", "str", "override the key sequence for detaching")]  # fmt: skip
     opts = _simple(argv, flags, "start", "[OPTIONS] CONTAINER [CONTAINER...]")
-    if opts["interactive"]:
-        raise Unsupported("start -i (attaching stdin) is not supported yet")
     client = _client(ctx)
     names: list[str] = opts["args"]
-    if opts["attach"]:
+    if opts["attach"] or opts["interactive"]:
         if len(names) != 1:
             raise Usage("you cannot start and attach multiple containers at once")
 
         def attached() -> int:
             try:
-                return _start_attached(client, quote(names[0]), "next-exit")
+                return _start_attached(client, quote(names[0]), "next-exit",
+                                       opts["interactive"], opts["detach_keys"] or "")  # fmt: skip
             except _StartFailed as exc:
                 _err(f"Error response from daemon: {exc.message}")
                 return exit_code_of_start_error(exc.message)

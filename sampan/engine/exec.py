@@ -305,6 +305,9 @@ class ExecService:
             e.pid = pid
             e.running = True
             e.master = master
+            size = e.config.get("ConsoleSize")
+            if master >= 0 and size:
+                _set_size(master, size[0], size[1])
             e.done_r, e.done_w = done_r, done_w
             try:
                 e.pidfd = os.pidfd_open(pid)
@@ -319,9 +322,6 @@ class ExecService:
                          daemon=True).start()  # fmt: skip
         if detach:
             return None
-        size = e.config.get("ConsoleSize")
-        if master >= 0 and size:
-            _set_size(master, size[0], size[1])
         return ExecStream(
             self,
             e,
@@ -361,12 +361,15 @@ class ExecService:
                     pass
 
     def resize(self, eid: str, height: int, width: int) -> None:
+        """Resize E's TTY; before its start (clients race the two) the size is kept for it."""
         e = self.get(eid)
         with self._lock:
-            if not e.running:
+            if e.ended:
                 raise Conflict(f"Exec {e.id} is not running")
             master = e.master
-        if master >= 0:
+            if master < 0:
+                e.config["ConsoleSize"] = [height, width]
+                return
             _set_size(master, height, width)
 
     def wait_ended(self, e: Exec, timeout: float) -> bool:
