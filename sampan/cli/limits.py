@@ -49,6 +49,7 @@ CREATE_FLAGS = [
     Flag("--pids-limit", "int", "tune container pids limit (-1 for unlimited)"),
     Flag("--ulimit", "list", "ulimit options"),
     Flag("--oom-kill-disable", "bool", "disable OOM Killer"),
+    Flag("--oom-score-adj", "int", "tune host's OOM preferences (-1000 to 1000)"),
     Flag("--shm-size", "str", "size of /dev/shm"),
     Flag("--cap-add", "list", "add Linux capabilities"),
     Flag("--cap-drop", "list", "drop Linux capabilities"),
@@ -196,6 +197,8 @@ def host_config(opts: dict[str, Any]) -> dict[str, Any]:
         out["Ulimits"] = [parse_ulimit(u) for u in opts["ulimit"]]
     if opts.get("oom_kill_disable"):
         out["OomKillDisable"] = True
+    if opts.get("oom_score_adj") is not None:
+        out["OomScoreAdj"] = opts["oom_score_adj"]
     if opts.get("cap_add"):
         out["CapAdd"] = list(opts["cap_add"])
     if opts.get("cap_drop"):

@@ -62,6 +62,7 @@ FIELDS: dict[str, Any] = {
     "Ulimits": None,
     "OomKillDisable": False,
     "ShmSize": DEFAULT_SHM_SIZE,
+    "OomScoreAdj": 0,
 }
 
 
@@ -261,13 +262,17 @@ def _validate(fields: dict[str, Any], update: bool = False) -> list[str]:
         _check_cpuset(fields["CpusetMems"], "mems")
     if fields["ShmSize"] < 0:
         raise InvalidArgument("SHM size can not be less than 0")
+    if not -1000 <= fields["OomScoreAdj"] <= 1000:
+        raise InvalidArgument(
+            f"Invalid value {fields['OomScoreAdj']}, range for oom score adj is [-1000, 1000]"
+        )
     return warnings
 
 
 def _read_fields(host: dict[str, Any]) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for key in ("Memory", "MemorySwap", "MemoryReservation", "NanoCpus", "CpuShares", "CpuQuota",
-                "CpuPeriod", "ShmSize"):  # fmt: skip
+                "CpuPeriod", "ShmSize", "OomScoreAdj"):  # fmt: skip
         fields[key] = _int(host, key)
     for key in ("CpusetCpus", "CpusetMems"):
         fields[key] = _text(host, key)
@@ -368,6 +373,8 @@ def apply_to_spec(doc: dict[str, Any], host: dict[str, Any]) -> None:
             {"type": f"RLIMIT_{u['Name'].upper()}", "soft": u["Soft"], "hard": u["Hard"]}
             for u in fields["Ulimits"]
         ]
+    if fields["OomScoreAdj"]:
+        doc["process"]["oomScoreAdj"] = fields["OomScoreAdj"]
     size = fields["ShmSize"] or DEFAULT_SHM_SIZE
     for mount in doc.get("mounts", []):
         if mount.get("destination") == "/dev/shm" and mount.get("type") == "tmpfs":

@@ -103,6 +103,11 @@ def test_limits_reach_the_cgroup_and_rlimits(daemon: SampanDaemon) -> None:
         daemon.docker("rm", "-f", cid)
 
 
+def test_oom_score_adj(daemon: SampanDaemon) -> None:
+    code, out = _run(daemon, "--oom-score-adj", "300", "busybox", "cat", "/proc/1/oom_score_adj")
+    assert (code, out.strip()) == (0, "300")
+
+
 def test_shm_size(daemon: SampanDaemon) -> None:
     code, out = _run(daemon, "--shm-size", "32m", "busybox", "df", "-k", "/dev/shm")
     assert code == 0 and out.splitlines()[1].split()[1] == str(32 * 1024), out

@@ -65,6 +65,7 @@ def test_memory_swap_defaults_to_twice_the_memory() -> None:
         ({"CpusetMems": "a"}, "Invalid value a for cpuset mems"),
         ({"CpusetMems": "1000"}, "Requested memory nodes are not available"),
         ({"ShmSize": -1}, "SHM size can not be less than 0"),
+        ({"OomScoreAdj": 1001}, r"range for oom score adj is \[-1000, 1000\]"),
         ({"Memory": "1g"}, r"HostConfig\.Memory: expected an integer"),
         ({"OomKillDisable": "yes"}, r"HostConfig\.OomKillDisable: expected a boolean"),
     ],
@@ -109,7 +110,8 @@ def test_oci_mapping() -> None:
 
 
 def test_spec_gets_rlimits_and_shm_size() -> None:
-    fields = _check(ShmSize=32 * MB, Ulimits=[{"Name": "nofile", "Soft": 100, "Hard": 200}])
+    fields = _check(ShmSize=32 * MB, Ulimits=[{"Name": "nofile", "Soft": 100, "Hard": 200}],
+                    OomScoreAdj=500)  # fmt: skip
     doc: dict[str, Any] = {
         "process": {"args": ["sh"]},
         "mounts": [{"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
@@ -118,6 +120,7 @@ def test_spec_gets_rlimits_and_shm_size() -> None:
     }  # fmt: skip
     resources.apply_to_spec(doc, fields)
     assert doc["process"]["rlimits"] == [{"type": "RLIMIT_NOFILE", "soft": 100, "hard": 200}]
+    assert doc["process"]["oomScoreAdj"] == 500
     assert doc["mounts"][0]["options"] == ["nosuid", f"size={32 * MB}"]
     assert doc["linux"]["resources"] == {"devices": [{"allow": False, "access": "rwm"}]}
 
