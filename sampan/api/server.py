@@ -436,6 +436,9 @@ class ApiServer(socketserver.ThreadingUnixStreamServer):
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = False
+    # The docker CLI acts on many objects at once (`rm -f $(docker ps -aq)` opens one
+    # connection per id): socketserver's backlog of 5 refused the rest on a unix socket.
+    request_queue_size = 512
 
     def __init__(self, engine: Engine, path: str, router: Router, *, debug: bool = False) -> None:
         self.engine = engine

@@ -27,6 +27,26 @@ def test_socket_is_0660_root_and_pid_file(daemon: SampanDaemon) -> None:
     assert pid == str(daemon.proc.pid)
 
 
+def test_many_connections_at_once_are_all_accepted(daemon: SampanDaemon) -> None:
+    """The docker CLI opens a connection per object (`rm -f` of many ids) all at once."""
+    import socket
+
+    socks = []
+    try:
+        for _ in range(100):  # connected before the server accepts any of them
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(10)
+            sock.connect(str(daemon.socket))
+            socks.append(sock)
+        for sock in socks:
+            sock.sendall(b"GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        for sock in socks:
+            assert sock.recv(64).startswith(b"HTTP/1.1 200")
+    finally:
+        for sock in socks:
+            sock.close()
+
+
 def test_ping_headers_and_versioned_paths(daemon: SampanDaemon) -> None:
     status, headers, body = daemon.api("GET", "/_ping")
     assert (status, body) == (200, b"OK")
