@@ -22,7 +22,6 @@ import _signal  # type: ignore[import-not-found]  # signal without its enum
 import os
 
 from sampan.api.client import ApiError, Client, DaemonUnreachable, Response
-from sampan.api.detachkeys import Scanner
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -141,6 +140,8 @@ def pump(
     """Copy stdin to RESPONSE's connection and its stream out until it ends; True when
     the detach keys ended it.  RESIZE(rows, cols) is called now and on SIGWINCH (TTY)."""
     import select
+
+    from sampan.api.detachkeys import Scanner
 
     conn = response.conn
     sock = conn.sock
