@@ -765,12 +765,13 @@ class ContainerService:
         for status in filters.get("status", []):
             if status not in STATUSES:
                 raise InvalidArgument(f"invalid filter 'status={status}'")
+        _lifecycle.health_matches(None, filters.get("health"))  # checks the values
         out = []
         for c in self.all():
             shown = c.running or c.status == "restarting"  # docker lists restarting ones
             if not (show_all or filters.get("status")) and not shown:
                 continue
-            if "health" in filters and not _lifecycle.health_matches(c, filters["health"]):
+            if not _lifecycle.health_matches(c, filters.get("health")):
                 continue
             if "status" in filters and c.status not in filters["status"]:
                 continue

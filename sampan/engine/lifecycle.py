@@ -259,12 +259,17 @@ def status_text(status: str, state: dict[str, Any], now: float) -> str | None:
     return None
 
 
-def health_matches(c: Container, values: list[str]) -> bool:
-    """ps's ``health`` filter: starting, healthy, unhealthy or none."""
+def health_matches(c: Container | None, values: list[str] | None) -> bool:
+    """ps's ``health`` filter (starting, healthy, unhealthy or none; VALUES None: no filter);
+    C None only checks the values."""
     from sampan.engine.health import STATUSES
 
+    if not values:
+        return True
     for value in values:
         if value not in STATUSES:
             raise InvalidArgument(f"Unrecognised filter value for health: {value}")
+    if c is None:
+        return True
     health = c.state.get("Health")
     return (health.get("Status", "starting") if health else "none") in values
