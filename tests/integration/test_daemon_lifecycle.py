@@ -47,8 +47,9 @@ def _state(d: SampanDaemon, name: str) -> dict[str, Any]:
 
 
 def _events(d: SampanDaemon, since: float, cid: str, *extra: str) -> list[dict[str, Any]]:
-    out = d.docker("events", "--since", f"{since:.3f}", "--until", f"{time.time():.3f}",
-                   "--filter", f"container={cid}", "--format", "{{json .}}", *extra).stdout  # fmt: skip
+    window = ("--since", f"{since:.3f}", "--until", f"{time.time():.3f}")
+    out = d.docker("events", *window, "--filter", f"container={cid}", "--format", "{{json .}}",
+                   *extra).stdout  # fmt: skip
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
@@ -199,7 +200,8 @@ def test_policies_across_a_killed_daemon(tmp_path: Path) -> None:
 def test_health_turns_healthy(daemon: SampanDaemon) -> None:
     since = time.time() - 1
     cid = daemon.docker("run", "-d", "--name", "fine", "--health-cmd", "echo ok; test -e /bin/sh",
-                        "--health-interval", "300ms", "busybox", "sleep", "300").stdout.strip()  # fmt: skip
+                        "--health-interval", "300ms", "busybox", "sleep", "300",
+                        ).stdout.strip()  # fmt: skip
     assert _state(daemon, "fine")["Health"]["Status"] == "starting"
     _until("healthy", lambda: _state(daemon, "fine")["Health"]["Status"] == "healthy")
     health = _state(daemon, "fine")["Health"]
