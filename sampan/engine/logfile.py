@@ -190,18 +190,21 @@ class LogReader:
                 return b"".join(chunks)
             chunks.append(data)
 
+    def _truncated(self) -> bool:
+        """Whether the file was truncated in place (max-file 1); read it again from the top."""
+        if os.lseek(self._fd, 0, os.SEEK_CUR) <= os.fstat(self._fd).st_size:
+            return False
+        os.lseek(self._fd, 0, os.SEEK_SET)
+        return True
+
     def _rotated(self) -> bool:
         """Whether the open file is finished: a rotated one queued, or PATH is a new file."""
         if self._queue:
             return True
         try:
-            ino = os.stat(self.path).st_ino
+            return os.stat(self.path).st_ino != self._ino
         except FileNotFoundError:
             return False
-        if ino == self._ino and os.lseek(self._fd, 0, os.SEEK_CUR) > os.fstat(self._fd).st_size:
-            os.lseek(self._fd, 0, os.SEEK_SET)  # truncated in place (max-file 1)
-            self._rest = b""
-        return ino != self._ino
 
     def entries(self) -> list[tuple[str, str, bytes]]:
         from sampan import _json
@@ -209,7 +212,8 @@ class LogReader:
         out: list[tuple[str, str, bytes]] = []
         while True:
             data = self._rest + self._drain()
-            rotated = self._rotated()
+            truncated = self._truncated()
+            rotated = not truncated and self._rotated()
             if rotated:
                 data += self._drain()  # what was written before the rename
             *lines, self._rest = data.split(b"\n")
@@ -219,6 +223,9 @@ class LogReader:
                     out.append((doc["stream"], doc["time"], doc["log"].encode()))
                 except (ValueError, KeyError, TypeError, AttributeError):
                     continue
+            if truncated:
+                self._rest = b""
+                continue
             if not rotated:
                 return out
             os.close(self._fd)
