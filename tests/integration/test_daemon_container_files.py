@@ -432,3 +432,43 @@ def test_docker_py(daemon: SampanDaemon) -> None:
         for c in client.containers.list(all=True, filters={"name": "py-files"}):
             c.remove(force=True)
         client.close()
+
+
+# -- the vfs snapshot driver -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def vfs_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampanDaemon]:
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    from sampan.image import bootstrap
+    from sampan.image.store import ImageStore
+
+    running = SampanDaemon(tmp_path_factory.mktemp("container-files-vfs"))
+    with ImageStore(str(running.root / "image"), driver="vfs") as store:
+        bootstrap.busybox(store, ["busybox:latest"])
+    running.start()
+    yield running
+    running.docker("rm", "-f", *running.docker("ps", "-aq").stdout.split(), check=False)
+    running.stop()
+
+
+def test_vfs_diff_commit_and_cp(vfs_daemon: SampanDaemon, tmp_path: Path) -> None:
+    daemon = vfs_daemon
+    assert json.loads(daemon.docker("info", "--format", "{{json .Driver}}").stdout) == "vfs"
+    cid = _run(daemon, "vfs-run", "mkdir /made; echo vfs > /made/f; rm /bin/true")
+    lines = daemon.docker("diff", "vfs-run").stdout.splitlines()
+    for line in ("C /bin", "D /bin/true", "A /made", "A /made/f"):
+        assert line in lines, lines
+    assert not any(p.endswith(("/etc/hosts", "/etc/hostname", "/etc/resolv.conf")) for p in lines)
+    image = daemon.docker("commit", "vfs-run", "vfs-made").stdout.strip()
+    assert image.startswith("sha256:")
+    assert daemon.docker("run", "--rm", "vfs-made", "cat", "/made/f").stdout == "vfs\n"
+    gone = daemon.docker("run", "--rm", "vfs-made", "ls", "/bin/true", check=False)
+    assert gone.returncode != 0
+    daemon.docker("stop", "-t", "1", "vfs-run")
+    (tmp_path / "in").write_text("in\n")
+    daemon.docker("cp", str(tmp_path / "in"), "vfs-run:/made/")
+    daemon.docker("cp", "vfs-run:/made", str(tmp_path / "out"))
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["f", "in"]
+    assert not _rootfs_mounted(daemon, cid)
