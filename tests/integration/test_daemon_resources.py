@@ -377,3 +377,18 @@ def test_docker_py(daemon: SampanDaemon) -> None:
     finally:
         box.remove(force=True)
         client.close()
+
+
+def test_events(daemon: SampanDaemon) -> None:
+    since = str(int(time.time()) - 1)
+    cid = _start(daemon, "busybox", "sleep", "300")
+    try:
+        daemon.docker("pause", cid)
+        daemon.docker("unpause", cid)
+        daemon.docker("update", "--cpus", "1", cid)
+    finally:
+        daemon.docker("rm", "-f", cid)
+    until = str(int(time.time()) + 1)
+    out = daemon.docker("events", "--since", since, "--until", until, "--filter",
+                        f"container={cid}", "--format", "{{.Action}}").stdout.split()  # fmt: skip
+    assert [a for a in out if a in ("pause", "unpause", "update")] == ["pause", "unpause", "update"]
