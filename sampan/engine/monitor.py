@@ -52,11 +52,14 @@ import sys
 if __name__ == "__main__":  # -I leaves the script's directory off sys.path
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
+# At the top: the fork server (zygote.py) preloads this module, so what it imports is
+# shared with every monitor forked from it rather than private to each.
+from sampan.engine.logfile import LogWriter
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from sampan.engine.logfile import LogWriter
     from sampan.runtime.lifecycle import Created
 
 EXIT_FILE = "exit.json"
@@ -449,7 +452,6 @@ def main(argv: list[str]) -> int:
     import gc
 
     gc.disable()  # no cycles here; and collections dirty pages for nothing
-    from sampan.engine.logfile import LogWriter
     from sampan.errors import describe
     from sampan.linux.syscalls import set_child_subreaper
 
