@@ -705,7 +705,7 @@ class ContainerService:
             "MountLabel": "",
             "ProcessLabel": "",
             "AppArmorProfile": "",
-            "ExecIDs": None,
+            "ExecIDs": self.engine.execs.ids_of(c) or None,
             "HostConfig": c.host_config,
             "GraphDriver": {"Name": driver, "Data": None},
             "Mounts": _api_mounts(c),

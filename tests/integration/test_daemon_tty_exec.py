@@ -510,3 +510,39 @@ def test_docker_py_exec_and_attach(daemon: SampanDaemon, sleeper: str) -> None:
             reader.remove(force=True)
     finally:
         client.close()
+
+
+def test_events_and_exec_ids(daemon: SampanDaemon) -> None:
+    since = str(int(time.time()) - 1)
+    cid = daemon.docker("run", "-d", "-it", "busybox", "sh").stdout.strip()
+    term = _docker_pty(daemon, "exec", "-it", cid, "sh", "-c", "sleep 1; exit 3")
+    _until("the exec's id in inspect", lambda: bool(_inspect(daemon, cid)["ExecIDs"]))
+    assert term.wait() == 3
+    assert _inspect(daemon, cid)["ExecIDs"] is None
+    assert daemon.api("POST", f"/containers/{cid}/resize?h=20&w=70")[0] == 200
+    daemon.docker("rm", "-f", cid)
+    until = str(int(time.time()) + 1)
+    done = daemon.docker("events", "--since", since, "--until", until, "--filter",
+                         f"container={cid}", "--format", "{{.Action}}")  # fmt: skip
+    actions = done.stdout.splitlines()
+    for want in ("exec_create: sh -c sleep 1; exit 3", "exec_start: sh -c sleep 1; exit 3",
+                 "exec_die", "resize"):  # fmt: skip
+        assert want in actions, actions
+    assert actions.index("exec_create: sh -c sleep 1; exit 3") < actions.index("exec_die")
+
+
+def test_start_ai_and_run_a(daemon: SampanDaemon) -> None:
+    cid = daemon.docker("create", "-it", "busybox", "sh").stdout.strip()
+    term = _docker_pty(daemon, "start", "-ai", cid)
+    term.expect(b"# ")
+    term.send(b"echo started\r")
+    term.expect(b"started\r\n")
+    term.send(b"exit 7\r")
+    assert term.wait() == 7
+    daemon.docker("rm", cid)
+    done = daemon.docker("run", "--rm", "-a", "stderr", "busybox", "sh", "-c",
+                         "echo out; echo err >&2")  # fmt: skip
+    assert (done.stdout, done.stderr) == ("", "err\n")
+    done = _docker_input(daemon, b"in\n", "run", "--rm", "-a", "stdin", "-a", "stdout", "-i",
+                         "busybox", "cat")  # fmt: skip
+    assert done.stdout == b"in\n"
