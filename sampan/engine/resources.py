@@ -239,7 +239,7 @@ def _validate(fields: dict[str, Any], update: bool = False) -> list[str]:
     if nano > 0 and quota > 0:
         raise InvalidArgument("Conflicting options: Nano CPUs and CPU Quota cannot both be set")
     cpus = online_cpus()
-    if nano < 0 or nano > cpus * 10**9:
+    if nano < 0 or 0 < nano < 10**7 or nano > cpus * 10**9:  # below 0.01 CPU: a 1 ms quota
         raise InvalidArgument(
             f"Range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"
         )

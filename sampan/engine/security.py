@@ -134,7 +134,7 @@ def _security_opts(opts: list[str] | None) -> dict[str, Any]:
     """SecurityOpt -> {"no_new_privileges": bool, "seccomp": None|"unconfined"|profile,
     "systempaths": bool}; refused options raise."""
     out: dict[str, Any] = {"no_new_privileges": False, "seccomp": None, "unconfined_paths": False}
-    for i, opt in enumerate(opts or []):
+    for opt in opts or []:
         key, eq, value = opt.partition("=")
         if not eq and ":" in opt:
             key, _, value = opt.partition(":")  # the legacy "key:value" form
@@ -163,7 +163,7 @@ def _security_opts(opts: list[str] | None) -> dict[str, Any]:
                     f"--security-opt {opt}: AppArmor profiles are not supported by sampan"
                 )
         else:
-            raise InvalidArgument(f"invalid --security-opt {i + 1}: {opt!r}")
+            raise InvalidArgument(f"invalid --security-opt 1: {opt!r}")  # (dockerd's words)
     return out
 
 

@@ -82,6 +82,8 @@ def test_cpus_above_the_machine() -> None:
     assert str(err.value) == (
         f"Range of CPUs is from 0.01 to {n}.00, as there are only {n} CPUs available"
     )
+    with pytest.raises(InvalidArgument, match=r"Range of CPUs is from 0\.01"):
+        _check(NanoCpus=10**6)
     fields = _check(NanoCpus=n * 10**9 // 2)
     assert resources.oci_resources(fields)["cpu"] == {"period": 100000, "quota": n * 50000}
 
