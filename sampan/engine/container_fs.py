@@ -5,9 +5,12 @@ Where the files are read and written:
     running    through ``/proc/PID/root`` of the container's init: its own mount
                namespace, so volumes, binds and tmpfs mounted in it are part of
                the view, as the container sees them
-    otherwise  the container's snapshot, mounted on its bundle's rootfs/ for the
-               operation and unmounted after (unless the container started
-               meanwhile: its start then uses that mount, and unmounts it at exit)
+    otherwise  the container's snapshot and its binds and volumes, mounted for the
+               operation in a mount namespace of their own: a forked child
+               unshares one, mounts them there, hands the daemon an fd of the
+               root and one of the namespace, and exits; closing the two fds
+               ends the namespace and its mounts -- nothing is ever mounted in
+               the daemon's namespace, so nothing can be left there
 
 Every path is resolved inside that root by ``inroot.resolve`` (symlinks
 evaluated in the container's scope, never followed out of it); files are
@@ -23,8 +26,9 @@ The stat is docker's X-Docker-Container-Path-Stat (name, size, Go FileMode
 bits, mtime, linkTarget -- the symlink evaluated in the container).
 
 ``export`` is the container's root filesystem without what is mounted in
-it (volumes, binds), as docker exports it: the snapshot's merged tree on the
-bundle's rootfs/ (the daemon's namespace sees no mount of the container's).
+it (volumes, binds), as docker exports it: the snapshot's merged tree, on
+the bundle's rootfs/ of a running container (the daemon's namespace sees
+none of the container's mounts), else in a namespace of its own as above.
 
     stat = archive_stat(service, "web", "/etc/passwd")
     with open_archive(service, "web", "/etc") as found:   # found.stat
@@ -58,9 +62,9 @@ __all__ = [
     "export",
     "extract",
     "go_file_mode",
-    "mounted_rootfs",
     "open_archive",
     "path_stat",
+    "private_root",
     "pseudo_devices",
 ]
 
@@ -112,27 +116,6 @@ def _is_mounted(path: str) -> bool:
         return any(line.split(" ", 5)[4] == path for line in f)
 
 
-@contextlib.contextmanager
-def mounted_rootfs(service: ContainerService, c: Container) -> Iterator[str]:
-    """The container's merged root filesystem (no volumes) on its bundle's rootfs/:
-    mounted for the duration unless it already is (a running container's)."""
-    path = _rootfs(service, c)
-    mounted_here = False
-    with service.changed:  # start decides under this lock whether to mount it
-        if c.removing or c.removed:
-            raise Conflict(f"container {c.id} is marked for removal")
-        if not _is_mounted(path):
-            service.engine.store().snapshots.mount(c.id, path)
-            mounted_here = True
-    try:
-        yield path
-    finally:
-        if mounted_here:
-            with service.changed:
-                if not (c.running or c.starting):
-                    service.engine.store().snapshots.unmount(path)
-
-
 # Kernel filesystems a running container has mounted: archived as empty directories
 # (their files change size under the reader, and docker's view never holds them).
 PSEUDO_FILESYSTEMS = frozenset((
@@ -166,6 +149,114 @@ class View:
         self.pseudo = pseudo
 
 
+def _mount_sources(service: ContainerService, c: Container) -> list[tuple[str, str, bool]]:
+    """(destination, host source, read-write) of C's binds and of its volumes whose data
+    is at hand (a volume whose device is not mounted is left out); tmpfs has no content
+    while the container is not running."""
+    found = []
+    for point in c.state.get("MountPoints") or []:
+        if not isinstance(point, dict) or point.get("Type") not in ("bind", "volume"):
+            continue
+        source = str(point.get("Source") or "")
+        if point.get("Type") == "volume" and point.get("Name"):
+            volumes = getattr(service.engine, "volumes", None)
+            if volumes is not None:
+                with contextlib.suppress(Exception):
+                    source = volumes.path(point["Name"])
+        if source and os.path.isdir(source):
+            found.append((str(point["Destination"]), source, bool(point.get("RW", True))))
+    return sorted(found, key=lambda p: p[0].count("/"))
+
+
+def _private_root(service: ContainerService, c: Container, binds: bool) -> tuple[int, int, str]:
+    """C's snapshot (and with BINDS its binds and volumes) mounted in a new mount namespace:
+    (an fd of the root, an fd of the namespace, the empty directory it is mounted on)."""
+    import socket
+    import tempfile
+
+    from sampan.errors import SampanError, describe
+    from sampan.linux import syscalls
+    from sampan.linux.constants import (
+        CLONE_NEWNS,
+        MS_BIND,
+        MS_PRIVATE,
+        MS_RDONLY,
+        MS_REC,
+        MS_REMOUNT,
+    )
+
+    snapshots = service.engine.store().snapshots
+    sources = _mount_sources(service, c) if binds else []
+    where = tempfile.mkdtemp(prefix=f".view-{c.id[:12]}-", dir=service.run_dir)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    pid = os.fork()
+    if pid == 0:  # the child: nothing but system calls, then _exit
+        code = 1
+        try:
+            ours.close()
+            syscalls.unshare(CLONE_NEWNS)
+            syscalls.mount(None, "/", None, MS_REC | MS_PRIVATE)
+            snapshots.mount(c.id, where)
+            root = os.open(where, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            for dest, source, rw in sources:
+                try:
+                    with inroot.resolve(root, dest, follow=True) as found:
+                        target = found.open_dir()
+                except OSError:
+                    continue  # no mount point in the image: the runtime makes it at start
+                src = os.open(source, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+                syscalls.mount(f"/proc/self/fd/{src}", f"/proc/self/fd/{target}", None,
+                               MS_BIND | MS_REC)  # fmt: skip
+                os.close(target)
+                os.close(src)
+                if not rw:
+                    with inroot.resolve(root, dest, follow=True) as found:
+                        top = found.open_dir()
+                    syscalls.mount(None, f"/proc/self/fd/{top}", None,
+                                   MS_REMOUNT | MS_BIND | MS_RDONLY)  # fmt: skip
+                    os.close(top)
+            namespace = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+            socket.send_fds(theirs, [b"ok"], [root, namespace])
+            code = 0
+        except BaseException as exc:
+            with contextlib.suppress(BaseException):
+                theirs.send(b"error: " + describe(exc).encode()[:4000])
+        finally:
+            os._exit(code)
+    theirs.close()
+    try:
+        message, fds, _, _ = socket.recv_fds(ours, 4096, 2)
+    finally:
+        ours.close()
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+    if message != b"ok" or len(fds) != 2:
+        for fd in fds:
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            os.rmdir(where)
+        text = message.decode(errors="replace").removeprefix("error: ")
+        raise SampanError(f"container {c.id}: mounting its filesystem: {text or 'failed'}")
+    return fds[0], fds[1], where
+
+
+@contextlib.contextmanager
+def private_root(service: ContainerService, c: Container, *, binds: bool) -> Iterator[int]:
+    """An fd of C's filesystem (with BINDS: its binds and volumes too) mounted in a
+    namespace of its own for the duration (see the module doc)."""
+    with service.changed:
+        if c.removing or c.removed:
+            raise Conflict(f"container {c.id} is marked for removal")
+    root, namespace, where = _private_root(service, c, binds)
+    try:
+        yield root
+    finally:
+        os.close(root)
+        os.close(namespace)
+        with contextlib.suppress(OSError):
+            os.rmdir(where)
+
+
 @contextlib.contextmanager
 def container_view(service: ContainerService, c: Container) -> Iterator[View]:
     """The container's root as the container sees it (see the module doc)."""
@@ -186,12 +277,8 @@ def container_view(service: ContainerService, c: Container) -> Iterator[View]:
             return
         if fd >= 0:
             os.close(fd)
-    with mounted_rootfs(service, c) as path:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        try:
-            yield View(fd)
-        finally:
-            os.close(fd)
+    with private_root(service, c, binds=True) as fd:
+        yield View(fd)
 
 
 def _abs_path(path: str) -> str:
@@ -344,9 +431,19 @@ def extract(
 
 def export(service: ContainerService, ref: str, out: BinaryIO) -> None:
     """GET /containers/{id}/export: the container's root filesystem as a tar to OUT."""
-    from sampan.image.layertar import write_layer
+    from sampan.image.layertar import write_tree
 
     c = service.get(ref)
-    with mounted_rootfs(service, c) as path:
-        write_layer(path, out, overlay_whiteouts=False)
+    path = _rootfs(service, c)
+    with service.changed:
+        running = c.running and _is_mounted(path)
+    if running:  # its rootfs/ in the daemon's namespace: the snapshot alone
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            write_tree(fd, out, where=path)
+        finally:
+            os.close(fd)
+    else:
+        with private_root(service, c, binds=False) as fd:
+            write_tree(fd, out, where=f"container {c.id}")
     _emit(service, c, "export")

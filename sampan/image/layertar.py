@@ -114,6 +114,14 @@ def write_entry(
     return writer.content
 
 
+def write_tree(root_fd: int, out: BinaryIO, *, where: str = "") -> None:
+    """The tree under the directory open at ROOT_FD as a whole tar archive (its root not
+    an entry, no whiteouts converted): ``docker export``."""
+    writer = _Writer(out, False)
+    writer.directory(root_fd, where)
+    writer.finish()
+
+
 def end_archive(out: BinaryIO) -> None:
     """The two zero blocks that end a tar archive."""
     out.write(bytes(2 * _BLOCK))

@@ -167,6 +167,31 @@ def test_cp_tar_streams_and_stopped_containers(daemon: SampanDaemon, tmp_path: P
     assert shown == "uploaded\nlater\n"
 
 
+def test_cp_into_volumes_running_or_stopped(daemon: SampanDaemon, tmp_path: Path) -> None:
+    cid = daemon.docker(
+        "run", "-d", "--name", "cp-volume", "-v", "cpvol:/vol", "busybox", "sleep", "600"
+    ).stdout.strip()
+    (tmp_path / "one").write_text("one\n")
+    daemon.docker("cp", str(tmp_path / "one"), "cp-volume:/vol/")
+    daemon.docker("stop", "-t", "1", "cp-volume")
+    (tmp_path / "two").write_text("two\n")
+    daemon.docker("cp", str(tmp_path / "two"), "cp-volume:/vol/")
+    daemon.docker("cp", "cp-volume:/vol/one", str(tmp_path / "back"))
+    assert (tmp_path / "back").read_text() == "one\n"
+    assert not _rootfs_mounted(daemon, cid)
+    # both landed in the volume, not in the container's layer under it
+    shown = daemon.docker("run", "--rm", "-v", "cpvol:/x", "busybox", "cat", "/x/one", "/x/two")
+    assert shown.stdout == "one\ntwo\n"
+    assert "/vol/two" not in daemon.docker("diff", "cp-volume").stdout
+    exported = subprocess.run(
+        ["docker", "export", "cp-volume"], env=daemon.env(), capture_output=True, check=True
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(exported)) as tar:
+        names = tar.getnames()
+    assert "vol" in names and not any(n.startswith("vol/") for n in names)
+    daemon.docker("rm", "cp-volume")
+
+
 def test_archive_stat_header(daemon: SampanDaemon) -> None:
     _run(daemon, "cp-stat", "ln -s /etc/passwd /pwlink; ln -s /nowhere/x /dangling")
     query = urllib.parse.urlencode({"path": "/pwlink"})
