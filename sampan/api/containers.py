@@ -59,7 +59,9 @@ def create(request: Request) -> None:
     if not isinstance(body, dict):
         raise BadRequest("request body: expected a JSON object")
     cid = _service(request).create(body, request.query("name"))
-    request.send_json(201, {"Id": cid, "Warnings": []})
+    from sampan.engine.resources import create_warnings
+
+    request.send_json(201, {"Id": cid, "Warnings": create_warnings(body.get("HostConfig"))})
 
 
 def start(request: Request) -> None:

@@ -30,6 +30,7 @@ __all__ = [
     "MIN_MEMORY",
     "apply_to_spec",
     "check",
+    "create_warnings",
     "host_support",
     "merge_update",
     "oci_resources",
@@ -466,3 +467,14 @@ def host_support(root: str = "/sys/fs/cgroup") -> dict[str, bool]:
         "PidsLimit": has("pids"),
         "OomKillDisable": has("memory/memory.oom_control"),
     }
+
+
+def create_warnings(host: object) -> list[str]:
+    """dockerd's warnings about a create's HostConfig (already accepted by ``check``)."""
+    warnings: list[str] = []
+    if isinstance(host, dict):
+        try:
+            check(host, warnings)
+        except (InvalidArgument, Unsupported):
+            return []
+    return warnings

@@ -392,3 +392,16 @@ def test_events(daemon: SampanDaemon) -> None:
     out = daemon.docker("events", "--since", since, "--until", until, "--filter",
                         f"container={cid}", "--format", "{{.Action}}").stdout.split()  # fmt: skip
     assert [a for a in out if a in ("pause", "unpause", "update")] == ["pause", "unpause", "update"]
+
+
+def test_create_warnings(daemon: SampanDaemon) -> None:
+    done = daemon.docker("run", "-d", "--oom-kill-disable", "--cpu-shares", "1", "busybox", "true")
+    cid = done.stdout.strip()
+    try:
+        assert "WARNING: OOM killer is disabled for the container, but no memory limit" in (
+            done.stderr
+        )
+        assert "WARNING: Changing requested CPUShares of 1 to 2" in done.stderr
+        assert _inspect(daemon, cid)["HostConfig"]["CpuShares"] == 2
+    finally:
+        daemon.docker("rm", "-f", cid)
