@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from sampan.cli.args import parse  # bound now: completion's tests swap the module's
 from sampan.engine import health, lifecycle
 from sampan.errors import InvalidArgument
 
@@ -130,7 +131,6 @@ def test_inspect_state_fields() -> None:
 
 
 def _cli_opts(**over: Any) -> dict[str, Any]:
-    from sampan.cli.args import parse
     from sampan.cli.lifecycle import CREATE_FLAGS
 
     opts, _ = parse(CREATE_FLAGS, [])
