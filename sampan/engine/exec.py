@@ -321,6 +321,8 @@ class ExecService:
         threading.Thread(target=self._wait, args=(e, shim), name=f"exec-{e.id[:12]}",
                          daemon=True).start()  # fmt: skip
         if detach:
+            if master >= 0:  # nobody reads this TTY: drain it, so the process never blocks
+                threading.Thread(target=_drain_tty, args=(self, e), daemon=True).start()
             return None
         return ExecStream(
             self,
@@ -481,6 +483,19 @@ class ExecStream(Stream):
             os.close(master)
         os.close(self._wake_r)
         os.close(self._wake_w)
+
+
+def _drain_tty(service: ExecService, e: Exec) -> None:
+    """Read a detached exec's TTY to its end (docker discards it too), then close it."""
+    while True:
+        try:
+            if not os.read(e.master, _CHUNK):
+                break
+        except OSError:  # EIO: the last slave closed
+            break
+    with service._lock:
+        master, e.master = e.master, -1
+    os.close(master)
 
 
 def _status(sock: Any, shim: subprocess.Popen[bytes]) -> tuple[int, int]:
