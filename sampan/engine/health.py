@@ -231,6 +231,8 @@ class HealthMonitor:
         timeout = _setting(c.config, "Timeout", DEFAULT_TIMEOUT)
         try:
             while not prober.stop.wait(self._interval(c, started_at)):
+                if c.status == "paused":
+                    continue  # a probe would hang in the frozen cgroup until its timeout
                 begin = time.time_ns()
                 code, output = self._probe(c, argv, timeout, prober)
                 end = time.time_ns()
