@@ -11,7 +11,8 @@ rootfs's /etc/passwd) and writes the results.  The rules are dockerd's:
     request's value; the process also gets PATH (when neither sets it) and
     HOSTNAME, as dockerd adds them.
   - WorkingDir, User, StopSignal: the request's, else the image's; Labels
-    merged; Hostname defaults to the short id.
+    merged; Hostname defaults to the short id.  StopTimeout and Healthcheck
+    (field by field over the image's) come from lifecycle.config_fields.
   - The OCI spec: docker's default capability set, masked and read-only
     /proc paths, /dev/shm of 64 MiB, /etc/hosts, /etc/hostname and
     /etc/resolv.conf bind-mounted from files the engine writes.
