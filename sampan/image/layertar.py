@@ -307,7 +307,16 @@ class _Writer:
             return False
 
     def _file(self, dir_fd: int, name: str, path: bytes, st: os.stat_result) -> None:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+        # Opened for reading only once an O_PATH fd shows the regular file that was stat'ed:
+        # a running container can swap it for a fifo (the open would block) or a device.
+        where = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+        try:
+            now = os.fstat(where)
+            if not stat.S_ISREG(now.st_mode) or ident(now) != ident(st):
+                raise InvalidArgument(f"{os.fsdecode(path)}: file replaced while written")
+            fd = os.open(f"/proc/self/fd/{where}", os.O_RDONLY | os.O_CLOEXEC)
+        finally:
+            os.close(where)
         try:
             size = st.st_size
             self.header(path, b"0", st, size=size, xattrs=self._xattrs(fd, path))

@@ -272,3 +272,30 @@ def test_cli_copy_rules(tmp_path: Path) -> None:
     assert (info.path, info.exists, info.is_dir) == (str(tmp_path / "f"), True, False)
     with pytest.raises(InvalidArgument):
         cli._destination(str(tmp_path / "nope" / "x"))
+
+
+def test_write_entry_never_opens_what_replaced_a_stat_file(tmp_path: Path) -> None:
+    """A running container swaps a file the writer has stat'ed for a fifo (whose open
+    would block the daemon's thread forever) or a device node: refused, never opened."""
+    import signal
+
+    from sampan.image import layertar
+
+    (tmp_path / "f").write_bytes(b"x" * 10)
+    before = os.stat(tmp_path / "f")
+    os.unlink(tmp_path / "f")
+    os.mkfifo(tmp_path / "f")
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+
+    def _hung(*_: object) -> None:
+        raise TimeoutError("the writer blocked opening a fifo")
+
+    old = signal.signal(signal.SIGALRM, _hung)
+    signal.alarm(5)
+    try:
+        with pytest.raises(InvalidArgument, match="replaced"):
+            layertar._Writer(io.BytesIO(), False)._file(fd, "f", b"f", before)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+        os.close(fd)
