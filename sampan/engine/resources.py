@@ -170,9 +170,9 @@ def _ulimits(value: object) -> list[dict[str, Any]] | None:
             if isinstance(limit, bool) or not isinstance(limit, int):
                 raise InvalidArgument(f"ulimit {name}: Soft and Hard must be integers")
         assert isinstance(soft, int) and isinstance(hard, int)
-        if soft < 0 or hard < 0:
-            raise Unsupported(f"ulimit {name}: unlimited (-1) is not supported yet")
-        if soft > hard:
+        if soft < -1 or hard < -1:
+            raise InvalidArgument(f"ulimit {name}: a limit is -1 (unlimited) or positive")
+        if _unlimited(soft) > _unlimited(hard):
             raise InvalidArgument(
                 f"ulimit {name}: soft limit must be less than or equal to hard limit: "
                 f"{soft} > {hard}"
@@ -181,7 +181,7 @@ def _ulimits(value: object) -> list[dict[str, Any]] | None:
             raise InvalidArgument(f"ulimit {name}: given twice")
         seen.add(name)
         _, own_hard = resource.getrlimit(getattr(resource, f"RLIMIT_{name.upper()}"))
-        if own_hard != resource.RLIM_INFINITY and hard > own_hard:
+        if own_hard != resource.RLIM_INFINITY and _unlimited(hard) > own_hard:
             if own_caps is None:
                 own_caps = _has_cap(_CAP_SYS_RESOURCE)
             if not own_caps:
@@ -191,6 +191,11 @@ def _ulimits(value: object) -> list[dict[str, Any]] | None:
                 )
         out.append({"Name": name, "Soft": soft, "Hard": hard})
     return out
+
+
+def _unlimited(limit: int) -> int:
+    """docker's -1 (unlimited) as config.json has it: RLIM_INFINITY, 2**64-1."""
+    return (1 << 64) - 1 if limit == -1 else limit
 
 
 def _has_cap(bit: int) -> bool:
@@ -371,7 +376,11 @@ def apply_to_spec(doc: dict[str, Any], host: dict[str, Any]) -> None:
     resources.update(oci_resources(fields))
     if fields["Ulimits"]:
         doc["process"]["rlimits"] = [
-            {"type": f"RLIMIT_{u['Name'].upper()}", "soft": u["Soft"], "hard": u["Hard"]}
+            {
+                "type": f"RLIMIT_{u['Name'].upper()}",
+                "soft": _unlimited(u["Soft"]),
+                "hard": _unlimited(u["Hard"]),
+            }
             for u in fields["Ulimits"]
         ]
     if fields["OomScoreAdj"]:

@@ -43,6 +43,9 @@ def has_cap(bit: int) -> bool:
     return False
 
 
+RLIM_INFINITY = (1 << 64) - 1  # "unlimited" in config.json
+
+
 def check_rlimits(process: dict[str, Any], field: str = "process") -> None:
     """Refuse, before anything is made, an rlimit this runtime cannot set.
 
@@ -59,7 +62,7 @@ def check_rlimits(process: dict[str, Any], field: str = "process") -> None:
             raise InvalidArgument(f"config.json: {field}.rlimits[{i}].type: unknown rlimit"
                                   f" {rl['type']!r}")  # fmt: skip
         _soft_now, hard_now = resource.getrlimit(RLIMITS[rl["type"]])
-        if hard_now == resource.RLIM_INFINITY or rl["hard"] <= hard_now:
+        if hard_now == resource.RLIM_INFINITY or rl["hard"] <= hard_now:  # (2**64-1: above)
             continue
         if privileged is None:
             privileged = has_cap(CAP_SYS_RESOURCE)
@@ -105,7 +108,14 @@ def apply_rlimits(process: dict[str, Any]) -> None:
     import resource  # preloaded by sampan.runtime.init.preload
 
     for rl in process["rlimits"]:
-        resource.setrlimit(RLIMITS[rl["type"]], (rl["soft"], rl["hard"]))
+        resource.setrlimit(RLIMITS[rl["type"]], (_rlim(rl["soft"]), _rlim(rl["hard"])))
+
+
+def _rlim(value: int) -> int:
+    """An OCI limit (RLIM_INFINITY is 2**64-1 there) as Python's resource module takes it."""
+    import resource
+
+    return resource.RLIM_INFINITY if value >= RLIM_INFINITY else value
 
 
 def apply_oom_score_adj(process: dict[str, Any]) -> None:

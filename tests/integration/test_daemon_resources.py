@@ -103,6 +103,20 @@ def test_limits_reach_the_cgroup_and_rlimits(daemon: SampanDaemon) -> None:
         daemon.docker("rm", "-f", cid)
 
 
+def test_unlimited_ulimit(daemon: SampanDaemon) -> None:
+    """docker's -1: unlimited where the daemon's own hard limit is; refused where raising
+    the hard limit would need CAP_SYS_RESOURCE."""
+    import resource
+
+    if resource.getrlimit(resource.RLIMIT_CORE)[1] == resource.RLIM_INFINITY:
+        code, out = _run(daemon, "--ulimit", "core=-1", "busybox", "sh", "-c", "ulimit -c")
+        assert (code, out.strip()) == (0, "unlimited")
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[1] != resource.RLIM_INFINITY:
+        done = daemon.docker("run", "--rm", "--ulimit", "nofile=-1", "busybox", "true",
+                             check=False)  # fmt: skip
+        assert done.returncode == 125 and "CAP_SYS_RESOURCE" in done.stderr
+
+
 def test_oom_score_adj(daemon: SampanDaemon) -> None:
     code, out = _run(daemon, "--oom-score-adj", "300", "busybox", "cat", "/proc/1/oom_score_adj")
     assert (code, out.strip()) == (0, "300")

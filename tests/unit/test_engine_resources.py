@@ -134,8 +134,18 @@ def test_ulimits() -> None:
         _check(Ulimits=[{"Name": "nofile", "Soft": 10, "Hard": 5}])
     with pytest.raises(InvalidArgument, match="ulimit core: given twice"):
         _check(Ulimits=[{"Name": "core", "Soft": 0, "Hard": 0}] * 2)
-    with pytest.raises(Unsupported, match="unlimited"):
-        _check(Ulimits=[{"Name": "core", "Soft": -1, "Hard": -1}])
+    with pytest.raises(InvalidArgument, match="-1 \\(unlimited\\) or positive"):
+        _check(Ulimits=[{"Name": "core", "Soft": -2, "Hard": -1}])
+    with pytest.raises(InvalidArgument, match="soft limit must be less than"):
+        _check(Ulimits=[{"Name": "core", "Soft": -1, "Hard": 5}])  # -1 is unlimited
+    _, core_hard = resource.getrlimit(resource.RLIMIT_CORE)
+    if core_hard == resource.RLIM_INFINITY:  # docker's -1: unlimited, RLIM_INFINITY in OCI
+        fields = _check(Ulimits=[{"Name": "core", "Soft": -1, "Hard": -1}])
+        doc: dict[str, Any] = {"process": {"args": ["sh"]}, "mounts": []}
+        resources.apply_to_spec(doc, fields)
+        assert doc["process"]["rlimits"] == [
+            {"type": "RLIMIT_CORE", "soft": 2**64 - 1, "hard": 2**64 - 1}
+        ]
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and not resources._has_cap(24):
         with pytest.raises(InvalidArgument, match=r"ulimit nofile: hard limit \d+ is above the "
