@@ -229,6 +229,12 @@ def serve(path: str, parent_fd: int) -> None:
             __import__(name)
         except ImportError:
             pass  # optional (libseccomp); the monitor imports what it needs
+    try:
+        from sampan.linux import seccomp
+
+        seccomp.preload()  # every container has a seccomp profile: load it once, here
+    except (ImportError, OSError, AttributeError):
+        pass
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the monitors
     gc.collect()
     gc.freeze()  # keep the shared pages shared after fork

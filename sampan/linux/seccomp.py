@@ -64,6 +64,7 @@ __all__ = [
     "compile_program",
     "from_profile",
     "load_bpf",
+    "preload",
     "validate_seccomp",
 ]
 
@@ -430,6 +431,11 @@ class _ArgCmp(ctypes.Structure):
 
 
 _libseccomp: Any = None
+
+
+def preload() -> None:
+    """Load libseccomp now (a fork server does, so its children need not)."""
+    _lib()
 
 
 def _lib() -> Any:
