@@ -68,7 +68,7 @@ def test_since_until_shows_the_lifecycle_in_order(daemon: SampanDaemon) -> None:
     assert rest == (f"container die {cid} (execDuration={ran}, exitCode=4, image=busybox, "
                     "name=ev1, team=a)\n")  # fmt: skip
     # relative times, a template, and a label filter
-    templ = daemon.docker("events", "--since", "1m", "--until", "0s", "--filter", "label=team=a",
+    templ = daemon.docker("events", "--since", "1m", "--until", until, "--filter", "label=team=a",
                           "--filter", "event=destroy", "--format", "{{.Status}} {{.ID}} "
                           "{{.Actor.Attributes.name}}").stdout  # fmt: skip
     assert f"destroy {cid} ev1" in templ.splitlines()
@@ -136,21 +136,21 @@ def test_client_gone_ends_the_stream(daemon: SampanDaemon) -> None:
     def threads() -> int:
         return len(os.listdir(f"/proc/{daemon.proc.pid}/task"))  # type: ignore[union-attr]
 
-    before = threads()
     socks = []
     for _ in range(5):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(10)
         sock.connect(str(daemon.socket))
         sock.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")  # each stream is being served
         socks.append(sock)
-    time.sleep(0.5)
-    assert threads() >= before + 5
+    during = threads()
     for sock in socks:
         sock.close()
     deadline = time.monotonic() + 10
-    while threads() > before and time.monotonic() < deadline:
+    while threads() > during - 5 and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert threads() <= before
+    assert threads() <= during - 5  # the five streams' threads ended
 
 
 # -- the filter rules (no daemon) -----------------------------------------------------------
