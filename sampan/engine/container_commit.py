@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 
 __all__ = ["apply_changes", "commit", "merge_config"]
 
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
 
 def apply_changes(config: dict[str, Any], changes: list[str]) -> dict[str, Any]:
     """CONFIG with the Dockerfile instructions CHANGES applied (a new dict)."""
@@ -169,9 +171,8 @@ def _layer_blob(service: ContainerService, c: Container, store: ImageStore) -> t
 def _write_tree_diff(base: str | None, tree: str, out: Any) -> str:
     """The layer tar that makes BASE into TREE (vfs): changed entries, whiteouts."""
     import hashlib
-    import tarfile
 
-    from sampan.engine.container_changes import DELETED, tree_changes
+    from sampan.engine.container_changes import tree_changes
 
     class _Hashed:
         def __init__(self) -> None:
@@ -183,9 +184,22 @@ def _write_tree_diff(base: str | None, tree: str, out: Any) -> str:
             return len(data)
 
     hashed = _Hashed()
+    root = os.open(tree, _DIR_FLAGS)
     found = tree_changes(base, tree, ignore=frozenset(("/etc/hosts", "/etc/hostname",
                                                        "/etc/resolv.conf")))  # fmt: skip
-    with tarfile.open(fileobj=hashed, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+    try:
+        _write_entries(hashed, root, found)
+    finally:
+        os.close(root)
+    return "sha256:" + hashed.digest.hexdigest()
+
+
+def _write_entries(out: Any, root: int, found: list[tuple[str, int]]) -> None:
+    import tarfile
+
+    from sampan.engine.container_changes import DELETED
+
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         for path, kind in found:
             name = path.lstrip("/")
             if kind == DELETED:
@@ -193,17 +207,40 @@ def _write_tree_diff(base: str | None, tree: str, out: Any) -> str:
                 info = tarfile.TarInfo((head + "/" if head else "") + ".wh." + tail)
                 tar.addfile(info)
                 continue
-            full = os.path.join(tree, name)
-            st = os.lstat(full)
-            info = tar.gettarinfo(full, arcname=name)
+            _add_entry(tar, root, name)
+
+
+def _add_entry(tar: Any, root: int, name: str) -> None:
+    """NAME of the tree open at ROOT into TAR, reached by directory fds without following a
+    symlink: a running container (commit --pause=false) can swap a directory on the way
+    for a symlink to the host's, or a file for a fifo, after the diff was made."""
+    *dirs, base = name.split("/")
+    fd = os.dup(root)
+    try:
+        for part in dirs:
+            try:
+                sub = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                raise InvalidArgument(f"/{name}: changed while committed: {exc.strerror}") from None
+            os.close(fd)
+            fd = sub
+        where = os.open(base, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+        try:
+            if stat.S_ISREG(os.fstat(where).st_mode):
+                with open(f"/proc/self/fd/{where}", "rb") as f:
+                    info = tar.gettarinfo(arcname=name, fileobj=f)
+                    info.uname = info.gname = ""
+                    tar.addfile(info, f if info.isreg() else None)
+                return
+            info = tar.gettarinfo(f"/proc/self/fd/{fd}/{base}", arcname=name)
+            if info.isreg():
+                raise InvalidArgument(f"/{name}: changed while committed")
             info.uname = info.gname = ""
-            if stat.S_ISREG(st.st_mode):
-                fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-                with os.fdopen(fd, "rb") as f:
-                    tar.addfile(info, f)
-            else:
-                tar.addfile(info)
-    return "sha256:" + hashed.digest.hexdigest()
+            tar.addfile(info)
+        finally:
+            os.close(where)
+    finally:
+        os.close(fd)
 
 
 def commit(

@@ -299,3 +299,54 @@ def test_write_entry_never_opens_what_replaced_a_stat_file(tmp_path: Path) -> No
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
         os.close(fd)
+
+
+def test_vfs_commit_never_reads_through_a_symlink_swapped_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """commit --pause=false of a running container on vfs: between the diff and the read
+    the container makes a directory a symlink to the host's; the host's file never goes
+    into the layer."""
+    from sampan.engine import container_changes, container_commit
+
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "secret").write_text("host secret\n")
+    tree = tmp_path / "tree"
+    (tree / "a").mkdir(parents=True)
+    (tree / "a" / "secret").write_text("mine\n")
+    found = container_changes.tree_changes(None, str(tree))
+    assert ("/a/secret", ADDED) in found
+    (tree / "a" / "secret").unlink()
+    (tree / "a").rmdir()
+    os.symlink(host, tree / "a")  # the swap, after the walk
+    monkeypatch.setattr(container_changes, "tree_changes", lambda *a, **k: found)
+    out = io.BytesIO()
+    try:
+        container_commit._write_tree_diff(None, str(tree), out)
+    except InvalidArgument as exc:
+        assert "a/secret" in str(exc)
+    assert b"host secret" not in out.getvalue()
+
+
+def test_vfs_commit_layer(tmp_path: Path) -> None:
+    from sampan.engine import container_commit
+
+    base = tmp_path / "base"
+    (base / "etc").mkdir(parents=True)
+    (base / "etc" / "gone").write_text("x")
+    tree = tmp_path / "tree"
+    (tree / "etc").mkdir(parents=True)
+    (tree / "etc" / "new").write_text("new\n")
+    os.symlink("/etc/new", tree / "link")
+    os.link(tree / "etc" / "new", tree / "hard")
+    out = io.BytesIO()
+    container_commit._write_tree_diff(str(base), str(tree), out)
+    out.seek(0)
+    with tarfile.open(fileobj=out) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        assert members["link"].issym() and members["link"].linkname == "/etc/new"
+        assert "etc/.wh.gone" in members
+        new = tar.extractfile("etc/new")
+        assert new is not None and new.read() == b"new\n"
+        assert members["hard"].islnk() or members["etc/new"].islnk()
