@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from sampan.engine.containers import Container, ContainerService
     from sampan.image.store import ImageStore
 
-__all__ = ["apply_changes", "commit", "merge_config"]
+__all__ = ["apply_changes", "check_config", "commit", "merge_config"]
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -72,6 +72,35 @@ def apply_changes(config: dict[str, Any], changes: list[str]) -> dict[str, Any]:
             out[key] = {**(out.get(key) or {}), **made[key]}
     if "OnBuild" in made:
         out["OnBuild"] = [*(out.get("OnBuild") or []), *made["OnBuild"]]
+    return out
+
+
+_STR_FIELDS = ("Hostname", "Domainname", "User", "WorkingDir", "StopSignal", "Image")
+_LIST_FIELDS = ("Env", "OnBuild", "Cmd", "Entrypoint")
+_OBJECT_FIELDS = ("ExposedPorts", "Volumes", "Labels", "Healthcheck")
+
+
+def check_config(config: dict[str, Any]) -> dict[str, Any]:
+    """POST /commit's body: the fields the merge reads, of docker's types (a 400 naming the
+    field, never a TypeError deep in the merge); Cmd and Entrypoint as a string are one
+    argument (docker's StrSlice)."""
+    out = dict(config)
+    for key in _STR_FIELDS:
+        if out.get(key) is not None and not isinstance(out[key], str):
+            raise InvalidArgument(f"config {key}: expected a string")
+    for key in _LIST_FIELDS:
+        value = out.get(key)
+        if isinstance(value, str) and key in ("Cmd", "Entrypoint"):
+            out[key] = value = [value]
+        if value is not None and (
+            not isinstance(value, list) or not all(isinstance(v, str) for v in value)
+        ):
+            raise InvalidArgument(f"config {key}: expected a list of strings")
+    for key in _OBJECT_FIELDS:
+        if out.get(key) is not None and not isinstance(out[key], dict):
+            raise InvalidArgument(f"config {key}: expected an object")
+    if not all(isinstance(v, str) for v in (out.get("Labels") or {}).values()):
+        raise InvalidArgument("config Labels: expected an object of strings")
     return out
 
 
@@ -271,7 +300,7 @@ def commit(
         raise InvalidArgument("tag: a tag needs a repository name")
     if config is not None and not isinstance(config, dict):
         raise InvalidArgument("request body: expected a container config object")
-    user = config if config else c.config
+    user = check_config(config) if config else c.config
     new_config = merge_config(apply_changes(user, list(changes or [])), c.config)
     store = service.engine.store()
     parent = store.get(c.image)

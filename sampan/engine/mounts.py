@@ -263,13 +263,22 @@ def _point(spec: dict[str, Any], what: str, mode: str = "") -> dict[str, Any]:
         if vol.get("Subpath"):
             raise Unsupported(f"{fail}: VolumeOptions.Subpath is not supported")
         driver = _object(vol.get("DriverConfig"), f"{fail}: DriverConfig", ("Name", "Options"))
-        if source:
-            from sampan.engine.volumes import check_name
+        from sampan.engine.volumes import check_name, check_options
 
+        if source:
             check_name(source)
+        if not isinstance(driver.get("Name") or "", str):
+            raise InvalidArgument(f"{fail}: DriverConfig.Name: expected a string")
         point.update(Name=source, Driver=driver.get("Name") or "local",
                      CopyData=not vol.get("NoCopy"), Mode=mode or "z")  # fmt: skip
         labels, options = vol.get("Labels"), driver.get("Options")
+        for value, field in ((labels, "VolumeOptions.Labels"), (options, "DriverConfig.Options")):
+            if value is not None and (
+                not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values())
+            ):
+                raise InvalidArgument(f"{fail}: {field}: expected an object of strings")
+        if options:
+            check_options(source or "(anonymous)", options)
         if labels:
             point["Labels"] = labels
         if options:
@@ -303,6 +312,7 @@ def _tmpfs_data(opts: dict[str, Any], read_only: bool, fail: str) -> list[str]:
             not isinstance(pair, list)
             or not 1 <= len(pair) <= 2
             or pair[0] not in ("exec", "noexec")
+            or not all(isinstance(p, str) for p in pair)
         ):
             raise InvalidArgument(f"{fail}: TmpfsOptions.Options: invalid option {pair!r}")
         out.append("=".join(pair))

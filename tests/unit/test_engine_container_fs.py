@@ -350,3 +350,37 @@ def test_vfs_commit_layer(tmp_path: Path) -> None:
         new = tar.extractfile("etc/new")
         assert new is not None and new.read() == b"new\n"
         assert members["hard"].islnk() or members["etc/new"].islnk()
+
+
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        ({"Env": 5}, "Env"),
+        ({"Env": ["A=1", 2]}, "Env"),
+        ({"Cmd": {"a": 1}}, "Cmd"),
+        ({"ExposedPorts": ["80/tcp"]}, "ExposedPorts"),
+        ({"Labels": {"a": 1}}, "Labels"),
+        ({"Volumes": "/data"}, "Volumes"),
+        ({"User": 0}, "User"),
+        ({"OnBuild": "RUN x"}, "OnBuild"),
+        ({"Healthcheck": []}, "Healthcheck"),
+    ],
+)
+def test_commit_config_of_the_wrong_type_is_refused_naming_the_field(
+    config: dict[str, object], field: str
+) -> None:
+    from sampan.engine import container_commit
+
+    with pytest.raises(InvalidArgument, match=field):
+        container_commit.check_config(config)
+
+
+def test_commit_config_of_the_right_types_passes() -> None:
+    from sampan.engine import container_commit
+
+    ok = {"Env": ["A=1"], "Cmd": "echo hi", "Labels": {"a": "b"}, "ExposedPorts": {"80/tcp": {}},
+          "Volumes": None, "User": "1000", "Entrypoint": None}  # fmt: skip
+    checked = container_commit.check_config(ok)
+    assert checked["Cmd"] == ["echo hi"]  # docker's StrSlice: a string is one argument
+    merged = merge_config(checked, {"Env": ["B=2"], "Cmd": ["sh"]})
+    assert merged["Env"] == ["A=1", "B=2"] and merged["Cmd"] == ["echo hi"]

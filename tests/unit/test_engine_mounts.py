@@ -141,12 +141,41 @@ def test_mounts_volume_with_options() -> None:
         "VolumeOptions": {
             "NoCopy": True,
             "Labels": {"a": "b"},
-            "DriverConfig": {"Name": "local", "Options": {"type": "tmpfs"}},
+            "DriverConfig": {"Name": "local", "Options": {"type": "tmpfs", "device": "tmpfs"}},
         },
     }
     point = _points(_plan({"Mounts": [m]}))["/v"]
     assert point["Name"] == "named" and point["RW"] is False and point["CopyData"] is False
-    assert point["Labels"] == {"a": "b"} and point["Options"] == {"type": "tmpfs"}
+    assert point["Labels"] == {"a": "b"}
+    assert point["Options"] == {"type": "tmpfs", "device": "tmpfs"}
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"Labels": "a=b"}, "Labels"),
+        ({"Labels": {"a": 1}}, "Labels"),
+        ({"DriverConfig": {"Options": "type=tmpfs"}}, "Options"),
+        ({"DriverConfig": {"Options": {"type": 1, "device": "tmpfs"}}}, "type"),
+        ({"DriverConfig": {"Options": {"type": "tmpfs"}}}, "device"),
+        ({"DriverConfig": {"Options": {"bogus": "x"}}}, "bogus"),
+        ({"DriverConfig": {"Name": 5}}, "Name"),
+    ],
+)  # fmt: skip
+def test_volume_options_checked_before_anything_is_made(
+    options: dict[str, Any], message: str
+) -> None:
+    """Checked by plan (a 400 naming the field), not by the volume's create after the
+    container's record is in (a TypeError there was a 500)."""
+    m = {"Type": "volume", "Source": "named", "Target": "/v", "VolumeOptions": options}
+    with pytest.raises(InvalidArgument, match=message):
+        _plan({"Mounts": [m]})
+
+
+def test_tmpfs_option_pairs_of_the_wrong_type() -> None:
+    m = {"Type": "tmpfs", "Target": "/t", "TmpfsOptions": {"Options": [["exec", 1]]}}
+    with pytest.raises(InvalidArgument, match=r"TmpfsOptions\.Options"):
+        _plan({"Mounts": [m]})
 
 
 def test_mounts_tmpfs_options() -> None:
