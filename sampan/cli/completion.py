@@ -65,7 +65,8 @@ def _flags_of(spec: tuple[str, str, str]) -> list[Flag]:
 
     handler = getattr(importlib.import_module(spec[0]), spec[1])
     cli = [m for n, m in list(sys.modules.items()) if n.startswith("sampan.cli.")]
-    swapped = [m for m in cli if getattr(m, "parse", None) is args.parse]
+    original = args.parse  # sampan.cli.args is among the modules swapped
+    swapped = [m for m in cli if getattr(m, "parse", None) is original]
     for module in swapped:
         module.parse = _record  # type: ignore[attr-defined]
     sink = io.StringIO()
@@ -78,7 +79,7 @@ def _flags_of(spec: tuple[str, str, str]) -> list[Flag]:
         pass
     finally:
         for module in swapped:
-            module.parse = args.parse  # type: ignore[attr-defined]
+            module.parse = original  # type: ignore[attr-defined]
     return []
 
 
