@@ -128,3 +128,20 @@ def test_zsh_and_fish_scripts() -> None:
         capture_output=True, text=True, cwd=REPO,
     )  # fmt: skip
     assert done.returncode == 1 and "bash, zsh or fish" in done.stderr
+
+
+def test_recording_flags_leaves_every_parser_as_it_was() -> None:
+    """Recording swaps ``parse`` in every loaded CLI module, sampan.cli.args included."""
+    import importlib
+
+    from sampan.cli import args
+
+    original = args.parse
+    assert completion.commands()
+    modules = [m for n, m in sys.modules.items() if n.startswith("sampan.cli.")]
+    assert args.parse is original
+    assert all(getattr(m, "parse", original) is original for m in modules)
+    opts, rest = importlib.import_module("sampan.cli.args").parse(
+        [args.Flag("--all,-a", "bool")], ["-a", "x"]
+    )
+    assert opts["all"] is True and rest == ["x"]
