@@ -148,14 +148,9 @@ def _restart_policy(c: Container, policy: object) -> dict[str, Any] | None:
         raise InvalidArgument(
             "Restart policy cannot be updated because AutoRemove is enabled for the container"
         )
-    import importlib
+    from sampan.engine.restart import check_policy
 
-    try:
-        check_policy = importlib.import_module("sampan.engine.restart").check_policy
-    except (ImportError, AttributeError):
-        raise Unsupported("RestartPolicy cannot be updated by sampan yet") from None
-    checked: dict[str, Any] = check_policy(policy)
-    return checked
+    return check_policy(policy)
 
 
 def _same_kind(exc: BaseException, message: str) -> SampanError:
