@@ -342,14 +342,16 @@ def _api_error(response: Response) -> ApiError:
 def demux(chunks: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
     """docker's multiplexed stream in CHUNKS (a body, as it arrives) as (stream, bytes)
     frames; a frame cut off by the end of the stream is yielded as far as it came."""
-    buf = b""
+    buf = bytearray()
     for data in chunks:
-        buf += data
-        while len(buf) >= 8:
-            size = int.from_bytes(buf[4:8], "big")
-            if len(buf) < 8 + size:
+        buf += data  # amortised: each byte is copied a bounded number of times
+        at = 0
+        while len(buf) - at >= 8:
+            size = int.from_bytes(buf[at + 4 : at + 8], "big")
+            if len(buf) - at < 8 + size:
                 break
-            yield buf[0], buf[8 : 8 + size]
-            buf = buf[8 + size :]
+            yield buf[at], bytes(buf[at + 8 : at + 8 + size])
+            at += 8 + size
+        del buf[:at]
     if len(buf) > 8:
-        yield buf[0], buf[8:]
+        yield buf[0], bytes(buf[8:])
