@@ -257,6 +257,17 @@ def private_root(service: ContainerService, c: Container, *, binds: bool) -> Ite
             os.rmdir(where)
 
 
+def _is_root_of(service: ContainerService, c: Container, fd: int) -> bool:
+    """Whether FD (a /proc/PID/root) is C's root filesystem: the snapshot mounted on its
+    bundle's rootfs/ in the daemon's namespace, pivoted into by the runtime."""
+    try:
+        mine = os.stat(_rootfs(service, c))
+    except OSError:
+        return False
+    there = os.fstat(fd)
+    return (there.st_dev, there.st_ino) == (mine.st_dev, mine.st_ino)
+
+
 @contextlib.contextmanager
 def container_view(service: ContainerService, c: Container) -> Iterator[View]:
     """The container's root as the container sees it (see the module doc)."""
@@ -269,6 +280,11 @@ def container_view(service: ContainerService, c: Container) -> Iterator[View]:
             fd = -1
         with service.changed:
             same = c.running and int(c.state.get("Pid") or 0) == pid
+        if fd >= 0 and same and not _is_root_of(service, c, fd):
+            # The init died and its pid names another process (whose root may be the
+            # host's) before the daemon heard of the exit, or the init left its root.
+            os.close(fd)
+            raise Conflict(f"container {c.id}: its init's root is not its root filesystem")
         if fd >= 0 and same:
             try:
                 yield View(fd, pseudo_devices(pid))

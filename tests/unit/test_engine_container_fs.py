@@ -384,3 +384,25 @@ def test_commit_config_of_the_right_types_passes() -> None:
     assert checked["Cmd"] == ["echo hi"]  # docker's StrSlice: a string is one argument
     merged = merge_config(checked, {"Env": ["B=2"], "Cmd": ["sh"]})
     assert merged["Env"] == ["A=1", "B=2"] and merged["Cmd"] == ["echo hi"]
+
+
+def test_a_running_containers_view_is_its_own_root(tmp_path: Path) -> None:
+    """The container's init died and its pid now names another process (here: this one,
+    whose root is the host's) before the daemon heard of the exit: its /proc/PID/root is
+    not the container's root filesystem, and cp must never work there."""
+    import threading
+
+    from sampan.engine.containers import Container
+    from sampan.errors import Conflict
+
+    class _Service:
+        changed = threading.Condition()
+
+        def bundle(self, c: Container) -> str:
+            return str(tmp_path / c.id)
+
+    (tmp_path / ("c" * 64) / "rootfs").mkdir(parents=True)
+    c = Container("c" * 64, "web", "sha256:x", "busybox", 0.0, {}, {},
+                  {"Running": True, "Pid": os.getpid()})  # fmt: skip
+    with pytest.raises(Conflict, match="root"), container_fs.container_view(_Service(), c):  # type: ignore[arg-type]
+        pytest.fail("the view of another process's root was given")
