@@ -18,7 +18,8 @@ Two modes, one per snapshotter, and a third for ``docker cp``:
               (``docker cp``, PUT /containers/{id}/archive): names are
               literal (``.wh.`` means nothing), an existing symlink or file
               on the way is an error (never replaced, never followed), owners
-              are OWNER unless None (``cp -a``), and with
+              are OWNER unless None (``cp -a``), the "./" entry leaves DEST
+              as it is (docker's Unpack skips it), and with
               ``no_overwrite_dir_non_dir`` a directory never replaces a
               non-directory or the other way round.
 
@@ -299,7 +300,8 @@ class _Unpacker:
         if not parts:
             if kind != b"5":
                 raise self._bad(e.name, "replaces the layer's root directory")
-            self._metadata_dir(self.root, e, "")
+            if not self.copy:  # copy mode, as docker's Unpack: the destination stays as it is
+                self._metadata_dir(self.root, e, "")
             return
         last = parts[-1]
         if last.startswith(_WH) and not self.copy:

@@ -406,3 +406,29 @@ def test_a_running_containers_view_is_its_own_root(tmp_path: Path) -> None:
                   {"Running": True, "Pid": os.getpid()})  # fmt: skip
     with pytest.raises(Conflict, match="root"), container_fs.container_view(_Service(), c):  # type: ignore[arg-type]
         pytest.fail("the view of another process's root was given")
+
+
+def test_copy_mode_leaves_the_destination_directory_as_it_is(tmp_path: Path) -> None:
+    """`cp SRC/. DEST`'s tar starts with "./" (SRC's own mode, owner, mtime): as docker's
+    Unpack, that entry is skipped -- a world-writable /tmp/. copied out must not make
+    the user's directory 1777, nor a 0755 directory copied in take /tmp's sticky bit."""
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    os.chmod(dest, 0o750)
+    before = os.stat(dest)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        top = tarfile.TarInfo("./")
+        top.type, top.mode, top.mtime = tarfile.DIRTYPE, 0o1777, 1000
+        tar.addfile(top)
+        inner = tarfile.TarInfo("./f")
+        inner.size = 1
+        tar.addfile(inner, io.BytesIO(b"x"))
+    buf.seek(0)
+    _extract(dest, buf, owner=None)
+    after = os.stat(dest)
+    assert stat.S_IMODE(after.st_mode) == 0o750
+    assert after.st_mtime_ns != 1000 * 10**9 and (after.st_uid, after.st_gid) == (
+        before.st_uid, before.st_gid
+    )  # fmt: skip
+    assert (dest / "f").read_bytes() == b"x"
