@@ -180,7 +180,7 @@ def _bind(text: str) -> str | None:
     source, colon, rest = text.partition(":")
     if not colon or not source:
         return None
-    if source == "." or source.startswith("./") or source == "..":
+    if source.startswith("."):  # as the docker CLI: ../data, .cache, . -- all paths
         source = os.path.abspath(source)
     return f"{source}:{rest}"
 

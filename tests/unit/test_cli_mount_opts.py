@@ -111,3 +111,13 @@ def test_ps_mounts_column() -> None:
     assert mount_opts.ps_mounts(c, trunc=True) == "a" * 14 + "…,/srv/data"
     assert mount_opts.ps_mounts(c, trunc=False) == "a" * 64 + ",/srv/data"
     assert mount_opts.ps_mounts({}, trunc=True) == ""
+
+
+def test_every_dot_source_of_v_becomes_absolute() -> None:
+    """The docker CLI makes any -v source starting with "." absolute (../data, .cache),
+    not only ./ and . -- else the daemon takes "../data" for a volume name and refuses it."""
+    body = _body("-v", "../data:/d", "-v", ".cache:/c:ro", "-v", "..:/up")
+    parent = os.path.dirname(os.getcwd())
+    assert body["HostConfig"]["Binds"] == [
+        f"{parent}/data:/d", f"{os.getcwd()}/.cache:/c:ro", f"{parent}:/up"
+    ]  # fmt: skip
