@@ -145,7 +145,9 @@ def attach(request: Request) -> None:
     use_stdin = request.flag("stdin") and bool(c.config.get("OpenStdin"))
     want = {n for n, name in _NAMES.items() if request.flag(name)}
     exits = c.exits
-    sock = hijack(request)
+    # A place among the clients the next start connects, taken before the answer: the
+    # docker CLI starts the container as soon as it has read it.
+    entry = engine.attach.reserve(c, exits) if request.flag("stream") else None
 
     def gone() -> bool:
         from sampan.api.containers import _client_gone
@@ -153,9 +155,11 @@ def attach(request: Request) -> None:
         return _client_gone(request)
 
     try:
+        sock = hijack(request)
         stream = None
         if request.flag("stream"):
-            stream = engine.attach.open(c, exits, gone)
+            stream = engine.attach.open(c, exits, gone, entry)
+            entry = None
         if request.flag("logs"):
             _replay(engine.containers.log_path(c), sock, want, tty)
         if stream is None:
@@ -169,6 +173,8 @@ def attach(request: Request) -> None:
             engine.events.emit("container", "detach", c.id, container_attrs(c))
     except OSError:
         pass  # the client went away
+    finally:
+        engine.attach.release(c, entry)
 
 
 def _replay(path: str, sock: socket.socket, want: set[int], tty: bool) -> None:

@@ -37,6 +37,7 @@ __all__ = ["GONE", "AttachHub", "MonitorStream", "Stream", "connect_unix", "cont
 GONE = (0, b"")  # Stream.read: the client's socket hung up
 _CHUNK = 32768
 _CONNECT_TIMEOUT = 10.0
+_UNCLAIMED = object()
 
 
 def container_attrs(c: Container) -> dict[str, str]:
@@ -245,44 +246,73 @@ class AttachHub:
 
     # -- the API's side --------------------------------------------------------------------
 
+    def reserve(self, c: Container, exits: int) -> _Pending | None:
+        """Before answering a client that attaches to C not yet running: its place among the
+        clients the next start connects (None when C runs, exited past EXITS, or is gone).
+        Hand it to ``open``, or to ``release`` if the client never gets there."""
+        with self.engine.containers.changed:
+            if c.removed or c.exits > exits or (c.running and not c.starting):
+                return None
+            entry = _Pending()
+            with self._lock:
+                self._pending.setdefault(c.id, []).append(entry)
+            return entry
+
+    def release(self, c: Container, entry: _Pending | None) -> None:
+        """Give up ENTRY: off the waiting list, its connection (if made) closed."""
+        if entry is None:
+            return
+        with self._lock:
+            waiting = self._pending.get(c.id, [])
+            if entry in waiting:
+                waiting.remove(entry)
+        if entry.ready.is_set() and entry.stream is not None:
+            entry.stream.close()
+
     def open(
-        self, c: Container, exits: int, gone: Callable[[], bool], wait: bool = True
+        self, c: Container, exits: int, gone: Callable[[], bool], entry: _Pending | None = None
     ) -> MonitorStream | None:
-        """A stream of C's stdio: now if it runs, else once it starts (when WAIT); None if
-        C exits (past EXITS), is removed, or the client is GONE first."""
+        """A stream of C's stdio: now if it runs, else once it starts; None if C exits (past
+        EXITS), is removed, or the client is GONE first.  ENTRY: from ``reserve``."""
         service = self.engine.containers
         while True:
+            if entry is not None:
+                outcome = self._await(c, exits, entry, gone)
+                if outcome is not _UNCLAIMED:
+                    return outcome  # type: ignore[return-value]
+                entry = None
             with service.changed:
                 if c.removed or c.exits > exits:
                     return None
                 running = c.running and not c.starting
-                if not running:
-                    if not wait:
-                        raise Conflict(f"container {c.id} is not running")
-                    entry = _Pending()
-                    with self._lock:
-                        self._pending.setdefault(c.id, []).append(entry)
-            if running:
-                try:
-                    return self.connect(c)
-                except OSError:
-                    with service.changed:  # exiting: its monitor has closed the socket
-                        if c.running and c.exits == exits:
-                            service.changed.wait(0.05)
-                    continue
-            while not entry.ready.wait(0.2):
-                if gone() or c.removed:
-                    with self._lock:
-                        waiting = self._pending.get(c.id, [])
-                        if entry in waiting:
-                            waiting.remove(entry)
-                            return None
-            if entry.stream is not None:
-                if gone():
-                    entry.stream.close()
-                    return None
-                return entry.stream
+            if not running:
+                entry = self.reserve(c, exits)
+                continue
+            try:
+                return self.connect(c)
+            except OSError:
+                with service.changed:  # exiting: its monitor has closed the socket
+                    if c.running and c.exits == exits:
+                        service.changed.wait(0.05)
+
+    def _await(
+        self, c: Container, exits: int, entry: _Pending, gone: Callable[[], bool]
+    ) -> MonitorStream | object | None:
+        """ENTRY's connection once a start made it; _UNCLAIMED when C started without it
+        (the start was under way when the client came): connect as to a running one."""
+        while not entry.ready.wait(0.05):
+            left = gone() or c.removed or c.exits > exits
+            started = c.running and not c.starting
+            if left or started:
+                with self._lock:
+                    waiting = self._pending.get(c.id, [])
+                    if entry in waiting:  # not claimed
+                        waiting.remove(entry)
+                        return None if left else _UNCLAIMED
+        if entry.stream is not None and gone():
+            entry.stream.close()
             return None
+        return entry.stream
 
     def resize(self, c: Container, height: int, width: int) -> None:
         """Resize C's TTY (nothing to do without one)."""

@@ -218,7 +218,7 @@ class ExecService:
 
     def start(self, eid: str, detach: bool = False) -> ExecStream | None:
         """Start exec EID: its stream (None when DETACH).  A start failure is recorded
-        (exit code 126, or 127 for a command not found) and raised."""
+        (exit code 126, 127 or 128, as dockerd) and raised."""
         e = self.get(eid)
         c = e.container
         with self._lock:
@@ -234,14 +234,16 @@ class ExecService:
             from sampan.errors import describe
 
             message = describe(exc)
-            low = message.lower()
-            code = 127 if "not found" in low or "no such file" in low else 126
+            runtime = isinstance(exc, _RuntimeFailed)
             with self._lock:
-                e.exit_code = code
+                e.exit_code = _start_failure_code(message) if runtime else 126
                 e.ended = time.monotonic()
                 self.changed.notify_all()
-            if isinstance(exc, SampanError) and not isinstance(exc, (Conflict, NotFound)):
-                raise SampanError(f"OCI runtime exec failed: exec failed: {message}: unknown")
+            if runtime:
+                raise SampanError(
+                    "OCI runtime exec failed: exec failed: unable to start container process: "
+                    f"{message}: unknown"
+                ) from None
             raise
 
     def _start(self, e: Exec, detach: bool) -> ExecStream | None:
@@ -485,6 +487,21 @@ class ExecStream(Stream):
         os.close(self._wake_w)
 
 
+class _RuntimeFailed(SampanError):
+    """The runtime could not start the exec's process (the shim's report)."""
+
+
+def _start_failure_code(message: str) -> int:
+    """dockerd's exit code for a process the runtime could not start: 126 when it cannot
+    be invoked, 127 when it is not found (or a path is not a directory), else 128."""
+    low = message.lower()
+    if "permission denied" in low or "is a directory" in low:
+        return 126
+    if "not a directory" in low or "executable file not found" in low or "no such file" in low:
+        return 127
+    return 128
+
+
 def _drain_tty(service: ExecService, e: Exec) -> None:
     """Read a detached exec's TTY to its end (docker discards it too), then close it."""
     while True:
@@ -524,8 +541,8 @@ def _status(sock: Any, shim: subprocess.Popen[bytes]) -> tuple[int, int]:
     if master >= 0:
         os.close(master)
     if word == "error":
-        raise SampanError(rest)
-    raise SampanError(f"exec: the runtime exited without a report (status {shim.wait()})")
+        raise _RuntimeFailed(rest)
+    raise _RuntimeFailed(f"exec: the runtime exited without a report (status {shim.wait()})")
 
 
 def _set_size(master: int, height: int, width: int) -> None:

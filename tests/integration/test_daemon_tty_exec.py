@@ -69,6 +69,13 @@ class Pty:
         if signal_child:
             os.kill(self.pid, signal.SIGWINCH)
 
+    def wait_raw(self, timeout: float = 15.0) -> None:
+        """Until the command has put the terminal in raw mode (it is attached), and a bit."""
+        import termios
+
+        _until("raw mode", lambda: not termios.tcgetattr(self.fd)[3] & termios.ECHO, timeout)
+        time.sleep(0.3)
+
     def send(self, data: bytes) -> None:
         os.write(self.fd, data)
 
@@ -85,6 +92,18 @@ class Pty:
             if not data:
                 raise AssertionError(f"{pattern!r} not seen before the end: {self.out!r}")
             self.out += data
+
+    def ask_until(self, command: bytes, pattern: bytes, timeout: float = 15.0) -> None:
+        """Send COMMAND until its output shows PATTERN (a resize lands asynchronously)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.send(command)
+            try:
+                self.expect(pattern, timeout=1.0)
+                return
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
 
     def wait(self, timeout: float = 15.0) -> int:
         """Read to the end; the exit code."""
@@ -135,17 +154,18 @@ def _docker_input(
                           env=daemon.env())  # fmt: skip
 
 
-def _procs_with(needle: str) -> list[int]:
-    """Pids whose command line is exactly NEEDLE's words (a container's process, not a CLI)."""
+def _procs_with(needle: str, cid: str) -> list[int]:
+    """Pids in container CID's cgroup whose command line is exactly NEEDLE's words."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            cgroup = Path(f"/proc/{entry}/cgroup").read_text()
         except OSError:
             continue
-        if cmdline.split(b"\0")[:-1] == needle.encode().split():
+        if cmdline.split(b"\0")[:-1] == needle.encode().split() and cid in cgroup:
             found.append(int(entry))
     return found
 
@@ -182,9 +202,7 @@ def test_run_it_under_a_terminal(daemon: SampanDaemon) -> None:
     term.send(b"tty; stty size; echo $TERM\r")
     term.expect(b"/dev/pts/0\r\n30 100\r\nxterm\r\n")
     term.resize(40, 120)
-    time.sleep(0.5)
-    term.send(b"stty size\r")
-    term.expect(b"40 120\r\n")
+    term.ask_until(b"stty size\r", b"40 120\r\n")
     term.send(b"exit 5\r")
     assert term.wait() == 5
 
@@ -198,14 +216,14 @@ def test_detach_keys_then_attach(daemon: SampanDaemon) -> None:
     assert term.wait() == 0
     assert _inspect(daemon, "detachable")["State"]["Running"]
     again = _docker_pty(daemon, "attach", "detachable")
-    time.sleep(1.0)  # attached and in raw mode
+    again.wait_raw()
     again.send(b"echo two\r")
     again.expect(b"two\r\n")
     again.send(b"\x10\x11")
     assert again.wait() == 1  # docker attach: "read escape sequence", exit 1
     assert b"read escape sequence" in again.out
     third = _docker_pty(daemon, "attach", "detachable")
-    time.sleep(1.0)
+    third.wait_raw()
     third.send(b"exit 4\r")
     assert third.wait() == 4
     assert _inspect(daemon, "detachable")["State"]["ExitCode"] == 4
@@ -329,18 +347,18 @@ def test_exec_client_leaving_mid_stream_leaks_nothing(
 ) -> None:
     needle = f"sleep {731 + tty}"
     sock = _hijacked_exec_start(daemon, sleeper, needle.split(), tty)
-    _until("the exec to run", lambda: len(_procs_with(needle)) == 1)
+    _until("the exec to run", lambda: len(_procs_with(needle, sleeper)) == 1)
     sock.close()  # mid-stream
-    _until("the exec to be killed", lambda: not _procs_with(needle))
+    _until("the exec to be killed", lambda: not _procs_with(needle, sleeper))
     # and through the docker CLI, killed with SIGKILL
     needle = f"sleep {741 + tty}"
     cli = subprocess.Popen(["docker", "exec", *(["-t"] if tty else []), sleeper, *needle.split()],
                            env=daemon.env(), stdin=subprocess.DEVNULL,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    _until("the exec to run", lambda: len(_procs_with(needle)) == 1)
+    _until("the exec to run", lambda: len(_procs_with(needle, sleeper)) == 1)
     cli.kill()
     cli.wait()
-    _until("the exec to be killed", lambda: not _procs_with(needle))
+    _until("the exec to be killed", lambda: not _procs_with(needle, sleeper))
 
 
 def test_sampan_cli_exec(daemon: SampanDaemon, sleeper: str) -> None:
@@ -365,17 +383,15 @@ def test_sampan_cli_under_a_terminal(daemon: SampanDaemon, sleeper: str) -> None
     term.send(b"tty; stty size\r")
     term.expect(b"/dev/pts/0\r\n30 100\r\n")
     term.resize(33, 90)
-    time.sleep(0.5)
-    term.send(b"stty size\r")
-    term.expect(b"33 90\r\n")
+    term.ask_until(b"stty size\r", b"33 90\r\n")
     term.send(b"\x10\x11")
     assert term.wait() == 0
     attach = _sampan_pty(daemon, "attach", "sampan-it")
-    time.sleep(1.0)
+    attach.wait_raw()
     attach.send(b"\x10\x11")
     assert attach.wait() == 1 and b"read escape sequence" in attach.out
     attach = _sampan_pty(daemon, "attach", "sampan-it")
-    time.sleep(1.0)
+    attach.wait_raw()
     attach.send(b"exit 3\r")
     assert attach.wait() == 3
     term = _sampan_pty(daemon, "exec", "-it", sleeper, "sh")

@@ -176,3 +176,14 @@ def test_monitor_pump_serves_clients(tmp_path: Path) -> None:
     lines = [json.loads(s) for s in (tmp_path / "c-json.log").read_text().splitlines()]
     assert {(d["stream"], d["log"]) for d in lines} == {("stdout", "got:hello\n"),
                                                         ("stderr", "oops\n")}  # fmt: skip
+
+
+def test_exec_start_failure_codes_as_dockerd() -> None:
+    from sampan.engine.exec import _start_failure_code
+
+    assert _start_failure_code('exec: "x": executable file not found in $PATH') == 127
+    assert _start_failure_code('exec: "/a/b": no such file or directory') == 127
+    assert _start_failure_code("mount: not a directory") == 127
+    assert _start_failure_code('exec: "/etc/passwd": permission denied') == 126
+    assert _start_failure_code('exec: "/tmp": is a directory') == 126
+    assert _start_failure_code("something else broke") == 128
