@@ -99,8 +99,9 @@ def kill(request: Request) -> None:
 def remove(request: Request) -> None:
     if request.flag("link"):
         raise Unsupported("removing links is not supported")
-    _service(request).remove(request.vars["id"], force=request.flag("force"),
-                             volumes=request.flag("v"))
+    _service(request).remove(
+        request.vars["id"], force=request.flag("force"), volumes=request.flag("v")
+    )
     request.send(204)
 
 
@@ -210,4 +211,3 @@ def logs(request: Request) -> None:
         out.close()
     finally:
         reader.close()
-

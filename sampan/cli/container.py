@@ -120,8 +120,10 @@ CREATE_FLAGS = [
 CREATE_FLAGS += limits.CREATE_FLAGS  # memory, CPUs, ulimits, capabilities, devices, init...
 CREATE_FLAGS += mount_opts.CREATE_FLAGS  # -v, --mount, --tmpfs, --volumes-from
 CREATE_FLAGS += lifecycle.CREATE_FLAGS  # --restart, --stop-signal/-timeout, --health-*
-RUN_FLAGS = [Flag("--detach,-d", "bool", "run container in background and print its ID"),
-             Flag("--sig-proxy", "bool", "proxy received signals to the process", True)]
+RUN_FLAGS = [
+    Flag("--detach,-d", "bool", "run container in background and print its ID"),
+    Flag("--sig-proxy", "bool", "proxy received signals to the process", True),
+]
 RUN_FLAGS += CREATE_FLAGS
 
 # docker's other run/create flags: known, refused by name until the engine has them.

@@ -145,6 +145,7 @@ def merge_config(image: dict[str, Any], request: dict[str, Any], cid: str) -> di
     labels.update(user_labels)
     hostname = _str(request.get("Hostname"), "Hostname") or cid[:12]
     from sampan.engine import lifecycle
+
     return {
         "Hostname": hostname,
         "Domainname": _str(request.get("Domainname"), "Domainname"),
