@@ -440,13 +440,17 @@ class ContainerService:
         try:
             zygote = self.engine.zygote()
             if zygote is not None:
-                from sampan.engine.zygote import STATUS_FD
+                from sampan.engine.zygote import fd_arg
 
-                args = [STATUS_FD if a == str(status_fd) else a for a in argv[4:]]
+                args = argv[4:]  # the script's own argv; STATUS_FD is its sixth
+                args[args.index(str(status_fd))] = fd_arg(0)
+                null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
                 try:
-                    return None, zygote.spawn(args, status_fd, log)
+                    return None, zygote.spawn("monitor", args, (null, log, log), [status_fd])
                 except OSError as exc:
                     sys.stderr.write(f"monitor fork server: {describe(exc)}; spawning instead\n")
+                finally:
+                    os.close(null)
             proc = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                 pass_fds=(status_fd,), start_new_session=True, cwd="/",

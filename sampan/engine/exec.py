@@ -6,12 +6,11 @@
     ...; execs.inspect(eid)["ExitCode"]
 
 Each started exec has a parent of its own, sampan/engine/exec_shim.py,
-spawned with the exec's stdio on pipes the daemon holds (a pty master with
-a TTY, passed back by the shim); a thread waits for the shim and records
-the exit code (the shim's).  The daemon never forks itself (it is
-multi-threaded) and never waits in a request thread for anything but that
-request's own stream.  Start-up cost: the shim is a new interpreter, about
-20 ms of the ~45 ms an exec takes through the API.
+forked by the daemon's fork server (zygote.py) with the exec's stdio on
+pipes the daemon holds (a pty master with a TTY, passed back by the shim);
+a thread reads the shim's report and records the exit code it sends.  The
+daemon never forks itself (it is multi-threaded) and never waits in a
+request thread for anything but that request's own stream.
 
 A client that leaves mid-stream (its socket hangs up, or a write to it
 fails) does not leak the exec: its stdin is closed and, still running, it
@@ -248,7 +247,6 @@ class ExecService:
 
     def _start(self, e: Exec, detach: bool) -> ExecStream | None:
         import socket
-        import subprocess
 
         from sampan import _json
 
@@ -268,15 +266,11 @@ class ExecService:
                     r, w = os.pipe()
                     pipes[key] = (r, w)
                     stdio[i] = r if i == 0 else w
-        argv = [_python(), "-I", "-S", SHIM, self.engine.containers.runtime_root, c.id,
-                process_path, pid_file, str(theirs.fileno())]  # fmt: skip
+        args = [self.engine.containers.runtime_root, c.id, process_path, pid_file]
         if e.tty:
-            argv.append("--tty")
+            args.append("--tty")
         try:
-            shim = subprocess.Popen(
-                argv, stdin=stdio[0], stdout=stdio[1], stderr=stdio[2],
-                pass_fds=(theirs.fileno(),), start_new_session=True, cwd="/",
-            )  # fmt: skip
+            shim = self._launch(ours, args, (stdio[0], stdio[1], stdio[2]), theirs.fileno())
         except BaseException:
             for r, w in pipes.values():
                 os.close(r)
@@ -289,14 +283,13 @@ class ExecService:
                 os.close(r if key == "AttachStdin" else w)  # the shim's ends
         mine = {k: (w if k == "AttachStdin" else r) for k, (r, w) in pipes.items()}
         try:
-            pid, master = _status(ours, shim)
+            pid, master = _status(shim)
         except BaseException:
             for fd in mine.values():
                 os.close(fd)
             shim.wait()
             raise
         finally:
-            ours.close()
             for path in (process_path, pid_file):
                 try:
                     os.unlink(path)
@@ -334,9 +327,30 @@ class ExecService:
                                          (2, mine.get("AttachStderr", -1))) if fd >= 0},
         )  # fmt: skip
 
-    def _wait(self, e: Exec, shim: subprocess.Popen[bytes]) -> None:
+    def _launch(
+        self, sock: Any, args: list[str], stdio: tuple[int, int, int], theirs: int
+    ) -> _Shim:
+        """The exec's shim, forked by the engine's fork server, or spawned without one."""
+        import subprocess
+
+        zygote = self.engine.zygote()
+        if zygote is not None:
+            from sampan.engine.zygote import fd_arg
+
+            try:
+                return _Shim(sock, None, zygote.spawn("exec", [*args[:4], fd_arg(0), *args[4:]],
+                                                      stdio, [theirs]))  # fmt: skip
+            except OSError as exc:
+                sys.stderr.write(f"exec fork server: {exc}; spawning instead\n")
+        argv = [_python(), "-I", "-S", SHIM, *args[:4], str(theirs), *args[4:]]
+        proc = subprocess.Popen(
+            argv, stdin=stdio[0], stdout=stdio[1], stderr=stdio[2],
+            pass_fds=(theirs,), start_new_session=True, cwd="/",
+        )  # fmt: skip
+        return _Shim(sock, proc, proc.pid)
+
+    def _wait(self, e: Exec, shim: _Shim) -> None:
         code = shim.wait()
-        code = code if code >= 0 else 128 - code
         with self._lock:
             e.exit_code = code
             e.running = False
@@ -515,26 +529,76 @@ def _drain_tty(service: ExecService, e: Exec) -> None:
     os.close(master)
 
 
-def _status(sock: Any, shim: subprocess.Popen[bytes]) -> tuple[int, int]:
-    """The shim's report: (pid, pty master or -1); SampanError with its message."""
-    import select
-    import socket
+class _Shim:
+    """An exec's shim: spawned (a Popen) or forked by the fork server (a pid, not our child).
+    Either way it reports on its status socket: ``ok PID`` once the process runs, then
+    ``exit CODE`` when it has ended."""
 
-    deadline = time.monotonic() + START_TIMEOUT
-    data = b""
-    master = -1
-    while not data.endswith(b"\n"):
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([sock], [], [], left)[0]:
-            shim.kill()
-            raise SampanError("exec: the runtime did not report in time")
-        chunk, ancillary, _, _ = sock.recvmsg(4096, socket.CMSG_SPACE(4))
-        for level, kind, payload in ancillary:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                master = int.from_bytes(payload[:4], sys.byteorder, signed=True)
-        if not chunk:
-            break
-        data += chunk
+    def __init__(self, sock: Any, proc: subprocess.Popen[bytes] | None, pid: int) -> None:
+        self.sock = sock
+        self.proc = proc
+        self.pid = pid
+        self.buffer = b""
+
+    def line(self, deadline: float | None = None) -> tuple[bytes, int]:
+        """The next line of the report (b"" at its end) and a descriptor that came with it."""
+        import select
+        import socket
+
+        master = -1
+        while b"\n" not in self.buffer:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and (left <= 0 or not select.select([self.sock], [], [], left)[0]):
+                raise TimeoutError
+            try:
+                chunk, ancillary, _, _ = self.sock.recvmsg(4096, socket.CMSG_SPACE(4))
+            except OSError:
+                chunk, ancillary = b"", []
+            for level, kind, payload in ancillary:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    master = int.from_bytes(payload[:4], sys.byteorder, signed=True)
+            if not chunk:
+                line, self.buffer = self.buffer, b""
+                return line, master
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return line, master
+
+    def kill(self) -> None:
+        import signal
+
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def wait(self) -> int:
+        """The exec's exit code (128+N when killed by signal N), once the shim is done."""
+        code = -1
+        while True:
+            line, master = self.line()
+            if master >= 0:
+                os.close(master)
+            word, _, rest = line.decode(errors="replace").partition(" ")
+            if word == "exit" and rest.lstrip("-").isdigit():
+                code = int(rest)
+            if not line:
+                break
+        self.sock.close()
+        if self.proc is not None:
+            status = self.proc.wait()
+            if code < 0:
+                code = status if status >= 0 else 128 - status
+        return code if code >= 0 else 255
+
+
+def _status(shim: _Shim) -> tuple[int, int]:
+    """The shim's report: (pid, pty master or -1); SampanError with its message."""
+    try:
+        data, master = shim.line(time.monotonic() + START_TIMEOUT)
+    except TimeoutError:
+        shim.kill()
+        raise SampanError("exec: the runtime did not report in time") from None
     word, _, rest = data.decode(errors="replace").strip().partition(" ")
     if word == "ok" and rest.isdigit():
         return int(rest), master
@@ -542,7 +606,7 @@ def _status(sock: Any, shim: subprocess.Popen[bytes]) -> tuple[int, int]:
         os.close(master)
     if word == "error":
         raise _RuntimeFailed(rest)
-    raise _RuntimeFailed(f"exec: the runtime exited without a report (status {shim.wait()})")
+    raise _RuntimeFailed("exec: the runtime exited without a report")
 
 
 def _set_size(master: int, height: int, width: int) -> None:

@@ -10,11 +10,13 @@ runtime's own waiting, so that it can report before it waits:
 
     ok PID\\n          the process runs (with --tty, the pty master rides along, SCM_RIGHTS)
     error MESSAGE\\n   it could not be started
+    exit CODE\\n       (after ok) the process ended with CODE (128+N when signal N killed it)
 
-Then it reaps the process and exits with its exit code (128+N when signal N
-killed it).  A separate interpreter rather than a fork of the daemon: the
-daemon is multi-threaded, and a child forked from it could inherit a lock
-another thread held (about 20 ms of start-up, measured: see the exec module).
+Then it exits with that code too.  Not a fork of the daemon, which is
+multi-threaded (a child forked from it could inherit a lock another thread
+held): the daemon's fork server (zygote.py) forks it, with this module
+preloaded; it is spawned as a script of its own only without one (~35 ms
+more: an interpreter's start and imports).
 """
 
 from __future__ import annotations
@@ -100,10 +102,15 @@ def main(argv: list[str]) -> int:
         os.close(master)
     else:
         status.sendall(line)
-    status.close()
     from sampan.runtime.run import _wait
 
-    return _wait(pid)
+    code = _wait(pid)
+    try:
+        status.sendall(f"exit {code}\n".encode())  # a forked shim is not the daemon's child
+    except OSError:
+        pass  # the daemon is gone; a restarted one does not know this exec
+    status.close()
+    return code
 
 
 if __name__ == "__main__":

@@ -1,35 +1,38 @@
-"""A fork server for monitors: a warm, single-threaded process the daemon asks to fork one.
+"""A fork server: a warm, single-threaded process the daemon asks to fork monitors and exec shims.
 
 Starting a monitor as a new interpreter costs ~15 ms of Python start-up and
 ~10 ms of imports (the runtime, cgroups, seccomp) before it can even begin to
-create the container.  The daemon cannot fork monitors itself: it is
-multi-threaded, and a child forked from it may inherit a lock another
-thread held.  So the daemon starts this process once, at its own start:
+create the container; an exec's shim as much.  The daemon cannot fork them
+itself: it is multi-threaded, and a child forked from it may inherit a lock
+another thread held.  So the daemon starts this process once, at its own
+start:
 
     python -I -S .../zygote.py SOCKET PARENT_FD
 
-It imports everything a monitor needs, then serves SOCKET (a SOCK_SEQPACKET
-unix socket, 0600).  Each request is one message -- the monitor's argv as
-JSON, with ``{status_fd}`` where the status pipe's number goes -- carrying
-two descriptors (SCM_RIGHTS): the status pipe's write end and the monitor's
-log file.  The server forks; the child starts a session of its own, puts
-/dev/null on stdin and the log on stdout/stderr, restores the signal
-dispositions a fresh interpreter has, names itself ``sampan-monitor`` (/proc/PID/comm; its cmdline
-stays the server's) and runs ``monitor.main(argv)``.  The answer is the
-child's pid.
+It imports everything its children need, then serves SOCKET (a
+SOCK_SEQPACKET unix socket, 0600).  Each request is one message -- JSON
+``{"entry": "monitor"|"exec", "argv": [...]}`` -- carrying descriptors
+(SCM_RIGHTS): the child's stdin, stdout and stderr, then any others, whose
+numbers replace ``{fd0}``, ``{fd1}``... in argv.  The server forks; the
+child starts a session of its own, puts the three on 0-2, restores the
+signal dispositions a fresh interpreter has, names itself (/proc/PID/comm:
+``sampan-monitor`` or ``sampan-exec``; its cmdline stays the server's) and
+runs the entry's ``main(argv)`` (sampan/engine/monitor.py or exec_shim.py).
+The answer is the child's pid.
 
 Children are not waited for here (SIGCHLD is ignored, so the kernel reaps
 them): the daemon watches a monitor through its pidfd, as it watches the
-monitors it adopts after a restart.  PARENT_FD is the read end of a pipe
-whose write end only the daemon holds: when it reads end-of-file (the daemon
-exited, even by SIGKILL) the server removes SOCKET and exits; the monitors,
-in sessions of their own, go on.
+monitors it adopts after a restart, and an exec shim reports its exit code
+on its status socket.  PARENT_FD is the read end of a pipe whose write end
+only the daemon holds: when it reads end-of-file (the daemon exited, even by
+SIGKILL) the server removes SOCKET and exits; the children, in sessions of
+their own, go on.
 
-Forked monitors share the server's pages until they write to them, so each
+Forked children share the server's pages until they write to them, so each
 costs less private memory than an interpreter of its own.
 
-    zygote = Zygote.start(exec_root)          # in the daemon
-    pid = zygote.spawn(argv, status_fd, log_fd)
+    zygote = Zygote.start(run_dir)                                  # in the daemon
+    pid = zygote.spawn("monitor", [..., fd_arg(0), ...], (null, log, log), [status_fd])
 """
 
 from __future__ import annotations
@@ -46,19 +49,30 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import subprocess
 
-__all__ = ["MONITOR_COMM", "STATUS_FD", "Zygote"]
+__all__ = ["ENTRIES", "MONITOR_COMM", "Zygote", "fd_arg"]
 
-STATUS_FD = "{status_fd}"
 MONITOR_COMM = "sampan-monitor"
+# entry -> (the module whose main(argv) the child runs, its /proc/PID/comm)
+ENTRIES = {
+    "monitor": ("sampan.engine.monitor", MONITOR_COMM),
+    "exec": ("sampan.engine.exec_shim", "sampan-exec"),
+}
 _SCRIPT = os.path.abspath(__file__)
 _MAX_REQUEST = 65536
+_MAX_FDS = 8
 _PRELOAD = (
-    "sampan.engine.monitor", "sampan.runtime.lifecycle", "sampan.runtime.init",
+    "sampan.engine.monitor", "sampan.engine.exec_shim", "sampan.runtime.exec",
+    "sampan.runtime.lifecycle", "sampan.runtime.init",
     "sampan.runtime.process", "sampan.runtime.namespaces", "sampan.runtime.rootfs",
     "sampan.runtime.cgroup", "sampan.runtime.console", "sampan.cgroups", "sampan.cgroups.v1",
     "sampan.cgroups.v2", "sampan.linux.seccomp", "sampan.linux.syscalls", "sampan._json",
     "select", "fcntl", "termios", "resource",
 )  # fmt: skip
+
+
+def fd_arg(i: int) -> str:
+    """The placeholder in argv for the I-th descriptor after stdio."""
+    return "{fd" + str(i) + "}"
 
 
 # -- the daemon's side ---------------------------------------------------------------------
@@ -112,10 +126,12 @@ class Zygote:
                 raise OSError("the monitor fork server did not start (see zygote.log)")
             time.sleep(0.002)
 
-    def spawn(self, argv: list[str], status_fd: int, log_fd: int) -> int:
-        """Fork a monitor running ``monitor.main(ARGV)``; its pid.
+    def spawn(
+        self, entry: str, argv: list[str], stdio: tuple[int, int, int], fds: list[int]
+    ) -> int:
+        """Fork a child running ENTRY's ``main(ARGV)`` with STDIO on 0-2; its pid.
 
-        ARGV holds STATUS_FD where the status pipe's descriptor number goes.
+        ARGV holds ``fd_arg(i)`` where the number of FDS[i] (as the child has it) goes.
         """
         from sampan import _json
 
@@ -124,18 +140,16 @@ class Zygote:
         try:
             sock.settimeout(10.0)
             sock.connect(self.path)
-            rights = b"".join(
-                fd.to_bytes(4, sys.byteorder, signed=True) for fd in (status_fd, log_fd)
-            )
-            sock.sendmsg(
-                [_json.dumps(argv).encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, rights)]
-            )
+            sent = (*stdio, *fds)
+            rights = b"".join(fd.to_bytes(4, sys.byteorder, signed=True) for fd in sent)
+            request = _json.dumps({"entry": entry, "argv": argv}).encode()
+            sock.sendmsg([request], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, rights)])
             answer = sock.recv(64)
         finally:
             sock.close()
         word, _, rest = answer.decode(errors="replace").partition(" ")
         if word != "ok" or not rest.strip().isdigit():
-            raise OSError(f"the monitor fork server failed: {answer.decode(errors='replace')}")
+            raise OSError(f"the fork server failed: {answer.decode(errors='replace')}")
         return int(rest)
 
     def close(self) -> None:
@@ -151,8 +165,8 @@ class Zygote:
 # -- the server ----------------------------------------------------------------------------
 
 
-def _child(argv: list[str], status: int, log: int, closing: list[int]) -> None:
-    """In the forked child: become a monitor (never returns)."""
+def _child(entry: str, argv: list[str], fds: list[int], closing: list[int]) -> None:
+    """In the forked child: become ENTRY with FDS[0:3] as stdio (never returns)."""
     import signal
 
     code = 1
@@ -160,27 +174,29 @@ def _child(argv: list[str], status: int, log: int, closing: list[int]) -> None:
         for fd in closing:
             os.close(fd)
         os.setsid()
+        module, comm = ENTRIES[entry]
         with open("/proc/self/comm", "w") as f:
-            f.write(MONITOR_COMM)  # ps and tests tell monitors from the server by it
+            f.write(comm)  # ps and tests tell the children from the server by it
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, signal.SIG_DFL)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # as Python starts: EPIPE, not death
-        null = os.open("/dev/null", os.O_RDONLY)
-        os.dup2(null, 0)
-        os.dup2(log, 1)
-        os.dup2(log, 2)
-        for fd in (null, log):
-            if fd > 2:
+        extra = fds[3:]
+        for target, fd in enumerate(fds[:3]):
+            os.dup2(fd, target)  # dup2 clears close-on-exec, as a spawned process has them
+        for fd in set(fds[:3]):
+            if fd > 2 and fd not in extra:
                 os.close(fd)
         import gc
 
         gc.enable()
-        from sampan.engine import monitor
+        import importlib
 
-        code = monitor.main([str(status) if a == STATUS_FD else a for a in argv])
+        main = importlib.import_module(module).main
+        names = {fd_arg(i): str(fd) for i, fd in enumerate(extra)}
+        code = main([names.get(a, a) for a in argv])
     except BaseException as exc:
         try:
-            os.write(2, f"monitor: {exc!r}\n".encode())
+            os.write(2, f"{entry}: {exc!r}\n".encode())
         except OSError:
             pass
     finally:
@@ -196,18 +212,25 @@ def _serve_one(conn: socket.socket, closing: list[int]) -> None:
 
     fds: list[int] = []
     try:
-        data, ancillary, _, _ = conn.recvmsg(_MAX_REQUEST, socket.CMSG_SPACE(8))
+        data, ancillary, _, _ = conn.recvmsg(_MAX_REQUEST, socket.CMSG_SPACE(4 * _MAX_FDS))
         for level, kind, payload in ancillary:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                 fds += [int.from_bytes(payload[i : i + 4], sys.byteorder, signed=True)
                         for i in range(0, len(payload) - len(payload) % 4, 4)]  # fmt: skip
-        argv = _json.loads(data)
-        if len(fds) != 2 or not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+        request = _json.loads(data)
+        entry = request.get("entry") if isinstance(request, dict) else None
+        argv = request.get("argv") if isinstance(request, dict) else None
+        if (
+            entry not in ENTRIES
+            or len(fds) < 3
+            or not isinstance(argv, list)
+            or not all(isinstance(a, str) for a in argv)
+        ):
             conn.send(b"error bad request")
             return
         pid = os.fork()
         if pid == 0:
-            _child(argv, fds[0], fds[1], [*closing, conn.fileno()])
+            _child(entry, argv, fds, [*closing, conn.fileno()])
         conn.send(f"ok {pid}".encode())
     except (OSError, ValueError) as exc:
         try:
