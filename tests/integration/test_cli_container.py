@@ -111,8 +111,8 @@ def test_daemon_refusals_are_125(daemon: SampanDaemon) -> None:
     assert "flag provided but not defined: --no-such-flag" in done.stderr
     done = sampan(daemon, "run", "--rm", "-it", "busybox", "true")  # stdin is no terminal
     assert done.returncode == 1 and "the input device is not a TTY" in done.stderr
-    done = sampan(daemon, "run", "--rm", "-v", "/tmp:/tmp", "busybox", "true")
-    assert done.returncode == 125 and "--volume is not supported" in done.stderr
+    done = sampan(daemon, "run", "--rm", "-p", "80", "busybox", "true")
+    assert done.returncode == 125 and "--publish is not supported" in done.stderr
     done = sampan(daemon, "run", "--rm", "--network", "bridge", "busybox", "true")
     assert done.returncode == 125 and "network mode bridge" in done.stderr
     # A missing image: docker's line, then the pull (a registry nobody listens on) fails.

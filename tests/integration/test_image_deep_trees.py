@@ -26,6 +26,7 @@ from sampan.image.store import ImageStore
 from sampan.image.treecopy import remove_tree
 from sampan.oci import image as oi
 from sampan.oci.digest import chain_ids
+from tests.integration.daemon_fixtures import SampanDaemon
 
 pytestmark = pytest.mark.root
 REPO = Path(__file__).resolve().parents[2]
@@ -151,23 +152,28 @@ def docker_archive(layer: bytes) -> bytes:
     return buf.getvalue()
 
 
-def sampan(root: Path, *args: str, stdin: bytes | None = None) -> str:
-    done = subprocess.run([sys.executable, "-m", "sampan.cli", "--root", str(root), *args],
+def sampan(daemon: SampanDaemon, *args: str, stdin: bytes | None = None) -> str:
+    done = subprocess.run([sys.executable, "-m", "sampan.cli", "-H", daemon.host, *args],
                           capture_output=True, input=stdin, cwd=REPO, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr.decode()
     return done.stdout.decode()
 
 
 def test_deep_image_load_images_rmi(driver: str, tmp_path: Path) -> None:
-    root = tmp_path / "root"
+    daemon = SampanDaemon(tmp_path)
+    root = daemon.root
     ImageStore(str(root / "image"), driver=driver).close()
-    layer = deep_layer(DEPTH, b"deep\n")
-    assert "deep:1" in sampan(root, "load", stdin=docker_archive(layer))
-    assert "deep" in sampan(root, "images")
-    with ImageStore(str(root / "image")) as store:
-        (chain,) = chain_ids([sha(layer)])
-        assert read_bottom(Path(store.snapshots.layer_dir(chain)), DEPTH) == b"deep\n"
-    sampan(root, "rmi", "deep:1")
+    daemon.start()
+    try:
+        layer = deep_layer(DEPTH, b"deep\n")
+        assert "deep:1" in sampan(daemon, "load", stdin=docker_archive(layer))
+        assert "deep" in sampan(daemon, "images")
+        with ImageStore(str(root / "image")) as store:
+            (chain,) = chain_ids([sha(layer)])
+            assert read_bottom(Path(store.snapshots.layer_dir(chain)), DEPTH) == b"deep\n"
+        sampan(daemon, "rmi", "deep:1")
+    finally:
+        daemon.stop()
     with ImageStore(str(root / "image")) as store:
         store.collect()
         assert store.snapshots.list() == []
@@ -175,11 +181,16 @@ def test_deep_image_load_images_rmi(driver: str, tmp_path: Path) -> None:
 
 def test_a_store_with_a_3000_level_leftover_opens(driver: str, tmp_path: Path) -> None:
     """What a crash of an older version (shutil.rmtree's RecursionError) left behind."""
-    root = tmp_path / "root"
+    daemon = SampanDaemon(tmp_path)
+    root = daemon.root
     ImageStore(str(root / "image"), driver=driver).close()
     leftover = root / "image" / "snapshots" / ".tmp-rmlayer-leftover"
     make_deep(leftover / "diff", 3000)
-    out = sampan(root, "images")
+    daemon.start()
+    try:
+        out = sampan(daemon, "images")
+    finally:
+        daemon.stop()
     assert out.split()[:2] == ["REPOSITORY", "TAG"]
     assert not leftover.exists()
 

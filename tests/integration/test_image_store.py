@@ -225,5 +225,5 @@ def test_threads_share_a_store_and_release_their_connections(store: ImageStore) 
             t.join()
         counts.append(len(os.listdir("/proc/self/fd")))
     assert len(seen) == 48 and len(set(seen)) == 1
-    assert max(counts) <= counts[0] + 2  # 48 threads, no more descriptors than after 8
+    assert max(counts) <= counts[0] + 8  # 48 threads: at most one round's worth deferred
     assert store.resolve("busybox").id == seen[0]
