@@ -51,7 +51,7 @@ def _record(flags: list[Flag], argv: list[str], stop_at_positional: bool = True)
     raise _Recorded(list(flags))
 
 
-def _flags_of(spec: tuple[str, str, str]) -> list[Flag]:
+def flags_of(spec: tuple[str, str, str]) -> list[Flag]:
     """The flags the handler of SPEC parses (its first ``parse`` call, recorded).
 
     ``parse`` is swapped in every loaded sampan.cli module (a handler may parse
@@ -78,8 +78,10 @@ def _flags_of(spec: tuple[str, str, str]) -> list[Flag]:
     except (Exception, SystemExit):
         pass
     finally:
-        for module in swapped:
-            module.parse = original  # type: ignore[attr-defined]
+        # Modules the handler imported meanwhile took the recorder from sampan.cli.args too.
+        for name, module in list(sys.modules.items()):
+            if name.startswith("sampan.cli.") and getattr(module, "parse", None) is _record:
+                module.parse = original  # type: ignore[attr-defined]
     return []
 
 
@@ -98,11 +100,11 @@ def _kind(name: str, spec: tuple[str, str, str]) -> str:
 
 def commands() -> list[CommandInfo]:
     """Every command line, top-level ones first, then each group's."""
-    out = [CommandInfo(n, s[2], _flags_of(s), _kind(n, s)) for n, s in COMMANDS.items()]
+    out = [CommandInfo(n, s[2], flags_of(s), _kind(n, s)) for n, s in COMMANDS.items()]
     for group, table in GROUPS.items():
         for sub, spec in table.items():
             name = f"{group} {sub}"
-            out.append(CommandInfo(name, spec[2], _flags_of(spec), _kind(name, spec)))
+            out.append(CommandInfo(name, spec[2], flags_of(spec), _kind(name, spec)))
     return out
 
 

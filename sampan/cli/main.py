@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         if opts["help"] or not args:
             print(_help())
             return 0
-        (module_name, function, _), command, rest = _lookup(args)
+        (module_name, function, description), command, rest = _lookup(args)
     except (SampanError, Usage) as exc:
         print(f"Error: {describe(exc)}\nSee 'sampan --help'.", file=sys.stderr)
         return 1
@@ -236,6 +236,11 @@ def main(argv: list[str] | None = None) -> int:
 
     handler = getattr(importlib.import_module(module_name), function)
     try:
+        if "--help" in rest:
+            from sampan.cli import help
+
+            if help.wants_help(rest):
+                return help.show(ctx, (module_name, function, description), handler)
         return int(handler(ctx, rest))
     except Usage as exc:
         print(f"Error: {exc}\nSee 'sampan {command} --help'.", file=sys.stderr)
