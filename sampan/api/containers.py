@@ -106,7 +106,13 @@ def remove(request: Request) -> None:
 
 
 def inspect(request: Request) -> None:
-    request.send_json(200, _service(request).inspect(request.vars["id"]))
+    service = _service(request)
+    doc = service.inspect(request.vars["id"])
+    if request.flag("size"):
+        from sampan.engine.lifecycle import sizes
+
+        doc.update(sizes(service, service.get(doc["Id"])))
+    request.send_json(200, doc)
 
 
 def list_containers(request: Request) -> None:
@@ -115,6 +121,11 @@ def list_containers(request: Request) -> None:
     limit = request.query_int("limit", -1)
     if limit > 0:
         found = found[:limit]
+    if request.flag("size"):
+        from sampan.engine.lifecycle import sizes
+
+        for entry in found:
+            entry.update(sizes(service, service.get(entry["Id"])))
     request.send_json(200, found)
 
 

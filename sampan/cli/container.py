@@ -534,6 +534,7 @@ def cmd_logs(ctx: Context, argv: list[str]) -> int:
 PS_FLAGS = [
     Flag("--all,-a", "bool", "show all containers (default shows just running)"),
     Flag("--quiet,-q", "bool", "only display container IDs"),
+    Flag("--size,-s", "bool", "display total file sizes"),
     Flag("--no-trunc", "bool", "don't truncate output"),
     Flag("--filter,-f", "list", "filter output based on conditions provided"),
     Flag("--format", "str", "format output using a custom template"),
@@ -543,6 +544,7 @@ PS_FLAGS = [
 ]
 PS_TABLE = ("table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t"
             "{{.Ports}}\t{{.Names}}")  # fmt: skip
+PS_SIZE_TABLE = PS_TABLE + "\t{{.Size}}"
 
 
 def _go_quote(text: str) -> str:
@@ -577,12 +579,22 @@ def ps_row(c: dict[str, Any], now: float, trunc: bool) -> dict[str, Any]:
         "Ports": "",
         "Names": ",".join(names),
         "Labels": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
-        "Size": "0B",
+        "Size": _size(c),
         "Mounts": mount_opts.ps_mounts(c, trunc),
         "Networks": ",".join(sorted(networks))
         or (c.get("HostConfig") or {}).get("NetworkMode", ""),
         "LocalVolumes": str(sum(m.get("Driver") == "local" for m in c.get("Mounts") or [])),
     }
+
+
+def _size(c: dict[str, Any]) -> str:
+    """docker's SIZE: the writable layer's, and with the image's "(virtual ...)"."""
+    from sampan.units import human_size
+
+    text = human_size(c.get("SizeRw") or 0)
+    if c.get("SizeRootFs"):
+        text += f" (virtual {human_size(c['SizeRootFs'])})"
+    return text
 
 
 def _filters(specs: Iterable[str]) -> str | None:
@@ -607,8 +619,10 @@ def cmd_ps(ctx: Context, argv: list[str]) -> int:
     if args:
         raise Usage('"sampan ps" accepts no arguments')
     last = 1 if opts["latest"] else opts["last"] if opts["last"] is not None else -1
+    # docker asks for sizes (a walk of every writable layer) only when they are shown
+    sized = opts["size"] or ".Size" in (opts["format"] or "")
     query = {"all": opts["all"] or last > 0, "limit": last if last > 0 else None,
-             "filters": _filters(opts["filter"])}  # fmt: skip
+             "filters": _filters(opts["filter"]), "size": sized or None}  # fmt: skip
     client = _client(ctx)
 
     def ps() -> int:
@@ -622,8 +636,9 @@ def cmd_ps(ctx: Context, argv: list[str]) -> int:
         from sampan.cli.format import CONTAINER_HEADERS, render
 
         rows = [ps_row(c, now, trunc) for c in found]
-        spec = opts["format"] or PS_TABLE
-        sys.stdout.write(render(spec, rows, CONTAINER_HEADERS, default_table=PS_TABLE))
+        table = PS_SIZE_TABLE if opts["size"] else PS_TABLE
+        spec = opts["format"] or table
+        sys.stdout.write(render(spec, rows, CONTAINER_HEADERS, default_table=table))
         return 0
 
     return _daemon_errors(ps)
@@ -634,7 +649,7 @@ def cmd_ps(ctx: Context, argv: list[str]) -> int:
 INSPECT_FLAGS = [
     Flag("--format,-f", "str", "format output using a custom template"),
     Flag("--type", "str", "only inspect objects of the given type (container, image)"),
-    Flag("--size,-s", "bool", "display total file sizes (not supported yet for containers)"),
+    Flag("--size,-s", "bool", "display total file sizes if the type is container"),
     HELP,
 ]
 
@@ -652,8 +667,10 @@ def cmd_container_inspect(ctx: Context, argv: list[str]) -> int:
     client = _client(ctx)
     docs: list[Any] = []
 
+    query = {"size": "1"} if opts["size"] else None
+
     def inspect(name: str) -> None:
-        docs.append(client.json("GET", f"/containers/{quote(name)}/json"))
+        docs.append(client.json("GET", f"/containers/{quote(name)}/json", query))
 
     code = _daemon_errors(lambda: _each(opts["args"], inspect))
     _print_docs(docs, opts["format"])
@@ -680,8 +697,10 @@ def cmd_inspect(ctx: Context, argv: list[str]) -> int:
     def inspect() -> int:
         for name in args:
             for path in paths:
+                sized = opts["size"] and path == "/containers"
                 try:
-                    docs.append(client.json("GET", f"{path}/{quote(name)}/json"))
+                    docs.append(client.json("GET", f"{path}/{quote(name)}/json",
+                                            {"size": "1"} if sized else None))  # fmt: skip
                     break
                 except ApiError as exc:
                     if exc.status != 404:

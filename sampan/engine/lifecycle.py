@@ -199,7 +199,7 @@ def prune(service: ContainerService, filters: dict[str, list[str]]) -> dict[str,
             continue
         if any(_label_match(v, labels) for v in filters.get("label!", [])):
             continue
-        size = _rw_size(service, c)
+        size = rw_size(service, c)
         try:
             service.remove(c.id)
         except (Conflict, NotFound):
@@ -210,7 +210,7 @@ def prune(service: ContainerService, filters: dict[str, list[str]]) -> dict[str,
     return {"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed}
 
 
-def _rw_size(service: ContainerService, c: Container) -> int:
+def rw_size(service: ContainerService, c: Container) -> int:
     """Bytes in C's writable layer (what removing it frees)."""
     try:
         top = service.engine.store().snapshots.upper_dir(c.id)
@@ -226,6 +226,17 @@ def _rw_size(service: ContainerService, c: Container) -> int:
             if st.st_mode & 0o170000 != 0o040000:  # not a directory
                 total += st.st_size
     return total
+
+
+def sizes(service: ContainerService, c: Container) -> dict[str, int]:
+    """docker's SizeRw (the writable layer) and SizeRootFs (that and the image's layers),
+    for ``ps -s`` and ``inspect -s``: a walk of the writable layer, so only when asked."""
+    rw = rw_size(service, c)
+    try:
+        image = service.engine.store().resolve(c.image).size
+    except (NotFound, ValueError):
+        image = 0
+    return {"SizeRw": rw, "SizeRootFs": rw + image}
 
 
 # -- API shapes --------------------------------------------------------------------------

@@ -232,6 +232,26 @@ def test_filters(daemon: SampanDaemon) -> None:
     daemon.docker("rm", "flt-one", "flt-two")
 
 
+def test_sizes(daemon: SampanDaemon) -> None:
+    """ps -s and inspect -s: the writable layer's bytes, and with the image's (virtual)."""
+    script = "head -c 100000 /dev/zero > /big; exec sleep 300"
+    cid = daemon.docker("run", "-d", "--name", "sized", "busybox", "sh", "-c", script).stdout
+    cid = cid.strip()
+    try:
+        _until("the write", lambda: json.loads(daemon.docker("inspect", "-s", "sized").stdout)[0]
+               ["SizeRw"] >= 100000)  # fmt: skip
+        doc = json.loads(daemon.docker("inspect", "-s", "sized").stdout)[0]
+        image = json.loads(daemon.docker("image", "inspect", "busybox").stdout)[0]["Size"]
+        assert doc["SizeRootFs"] == doc["SizeRw"] + image
+        assert "SizeRw" not in _inspect(daemon, "sized")  # only when asked
+        out = daemon.docker("ps", "-s", "--filter", f"id={cid}", "--format", "{{.Size}}").stdout
+        assert out.startswith("10") and "kB (virtual " in out
+        table = daemon.docker("ps", "-s", "--filter", f"id={cid}").stdout.splitlines()
+        assert table[0].split()[-1] == "SIZE"
+    finally:
+        daemon.docker("rm", "-f", cid)
+
+
 def test_network_modes(daemon: SampanDaemon) -> None:
     links = daemon.docker("run", "--rm", "busybox", "ip", "-o", "link").stdout.splitlines()
     assert len(links) == 1 and "lo:" in links[0] and "UP" in links[0]
