@@ -194,13 +194,13 @@ def logs(request: Request) -> None:
     stamps = request.flag("timestamps")
     since = float(request.query("since") or 0)
     until = float(request.query("until") or 0)
-    from sampan.engine.containers import _epoch
+    from sampan.engine.container_views import epoch
 
     def keep(entry: tuple[str, str, bytes]) -> bool:
         if entry[0] not in want:
             return False
         if since or until:
-            at = _epoch(entry[1])
+            at = epoch(entry[1])
             return at >= since and (not until or at <= until)
         return True
 

@@ -101,6 +101,7 @@ def exited(service: ContainerService, c: Container) -> bool:
 def rename(service: ContainerService, ref: str, new_name: str) -> None:
     """docker rename: a new name, unique; the event carries the old one."""
     from sampan.engine import spec
+    from sampan.engine.container_records import name_conflict
 
     if not new_name or not ref:
         raise InvalidArgument("Neither old nor new names may be empty")
@@ -112,12 +113,8 @@ def rename(service: ContainerService, ref: str, new_name: str) -> None:
             raise InvalidArgument("Renaming a container with the same name as its current name")
         for other in service.all():
             if other.name == name and other is not c:
-                raise Conflict(
-                    f'Conflict. The container name "/{name}" is already in use by container '
-                    f'"{other.id}". You have to remove (or rename) that container to be able '
-                    "to reuse that name."
-                )
-        service._db.execute("UPDATE containers SET name=? WHERE id=?", (name, c.id))
+                raise name_conflict(name, other.id)
+        service.table.rename(c.id, name)
         c.name = name
         service.changed.notify_all()
     emit(service, c, "rename", oldName="/" + old)
@@ -178,7 +175,7 @@ def parse_time(text: str, now: float) -> float:
 
 def prune(service: ContainerService, filters: dict[str, list[str]]) -> dict[str, Any]:
     """Remove every stopped container that FILTERS (until, label, label!) select."""
-    from sampan.engine.containers import _label_match
+    from sampan.engine.container_views import label_match
 
     for key in filters:
         if key not in _PRUNE_FILTERS:
@@ -195,9 +192,9 @@ def prune(service: ContainerService, filters: dict[str, list[str]]) -> dict[str,
         if until and not any(c.created < t for t in until):
             continue
         labels = c.config.get("Labels") or {}
-        if not all(_label_match(v, labels) for v in filters.get("label", [])):
+        if not all(label_match(v, labels) for v in filters.get("label", [])):
             continue
-        if any(_label_match(v, labels) for v in filters.get("label!", [])):
+        if any(label_match(v, labels) for v in filters.get("label!", [])):
             continue
         size = rw_size(service, c)
         try:
