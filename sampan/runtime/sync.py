@@ -87,6 +87,20 @@ class Channel:
             raise ChildFailed(f"protocol error: unexpected message {data[:80]!r}")
         return msg, fds
 
+    def peek_kind(self) -> str | None:
+        """The kind of the message waiting to be received, without waiting or receiving it
+        (None when there is none yet, or at end of file)."""
+        try:
+            data = self.sock.recv(_MAX, _socket.MSG_PEEK | _socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return None
+        try:
+            msg = _json.loads(data) if data else None
+        except ValueError:
+            return None
+        kind = msg.get("t") if isinstance(msg, dict) else None
+        return kind if isinstance(kind, str) else None
+
     def expect(self, kind: str) -> dict[str, Any]:
         """Receive one message that must be *kind* (an ``error`` raises ChildFailed)."""
         msg, fds = self.recv()

@@ -164,3 +164,17 @@ def test_every_documented_message_is_known() -> None:
     assert {"pid", "idmap", "hooks", "cgroup", "console", "ready", "error", "ack", "go"} == set(
         MESSAGES
     )
+
+
+def test_peek_kind_looks_without_receiving() -> None:
+    a, b = Channel.pair()
+    try:
+        assert a.peek_kind() is None  # nothing yet: no wait
+        b.send("pid", pid=42)
+        assert a.peek_kind() == "pid"
+        assert a.peek_kind() == "pid"  # still there
+        assert a.expect("pid")["pid"] == 42
+        assert a.peek_kind() is None
+    finally:
+        a.close()
+        b.close()
