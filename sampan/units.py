@@ -1,9 +1,10 @@
-"""How docker prints sizes, durations and times.
+"""How docker prints and reads sizes, durations and times.
 
-go-units' human-readable sizes and durations, and Go's RFC 3339 times.
-Below every layer that prints them: the CLI's tables, the engine's
-container Status ("Up 5 minutes") and timestamps, the runtime's state,
-a pull's progress bar.
+go-units' human-readable sizes and durations (and its size parsers), and
+Go's RFC 3339 times.  Below every layer that prints or reads them: the
+CLI's tables and flags (``-m 64m``, ``tmpfs-size``), the engine's
+container Status ("Up 5 minutes"), timestamps and log ``max-size``, the
+runtime's state and ``update --memory``, a pull's progress bar.
 """
 
 from __future__ import annotations
@@ -25,6 +26,41 @@ def human_size(size: float, precision: int = 3) -> str:
         value /= 1000.0
         i += 1
     return format(value, f".{precision}g") + _DECIMAL_UNITS[i]  # Go's %.*g is C's
+
+
+_BINARY = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+_DECIMAL = {"k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "p": 10**15}
+
+
+def ram_in_bytes(text: str) -> int:
+    """go-units' RAMInBytes: ``64m``, ``1.5g``, ``512MiB``, ``2 kb``, ``1024`` -> bytes.
+
+    A number (digits, at most one ``.``), one optional space, then nothing,
+    ``b``, or k/m/g/t/p (binary multiples) with an optional ``b`` or ``ib``,
+    in any case.  ValueError ``invalid size: '...'`` otherwise (callers word
+    it as their flag or field must).
+    """
+    return _parse_size(text, _BINARY)
+
+
+def from_human_size(text: str) -> int:
+    """go-units' FromHumanSize: as :func:`ram_in_bytes`, with decimal multiples (1k = 1000)."""
+    return _parse_size(text, _DECIMAL)
+
+
+def _parse_size(text: str, multiples: dict[str, int]) -> int:
+    i = 0
+    while i < len(text) and text[i] in "0123456789.":
+        i += 1
+    number, suffix = text[:i], text[i:].removeprefix(" ").lower()
+    if number.count(".") > 1 or not number.strip("."):
+        raise ValueError(f"invalid size: '{text}'")
+    unit, tail = suffix[:1], suffix[1:]
+    if unit in ("", "b") and not tail:
+        return int(float(number))
+    if unit not in multiples or tail not in ("", "b", "ib"):
+        raise ValueError(f"invalid size: '{text}'")
+    return int(float(number) * multiples[unit])
 
 
 def human_duration(seconds: float) -> str:

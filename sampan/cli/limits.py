@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from sampan.cli.args import Flag
 from sampan.errors import InvalidArgument
+from sampan.units import ram_in_bytes
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -63,26 +64,16 @@ UPDATE_FLAGS = [f for f in CREATE_FLAGS if f.dest in (
     "cpu_quota", "cpuset_cpus", "cpuset_mems", "pids_limit")]  # fmt: skip
 UPDATE_FLAGS += [Flag("--restart", "str", "restart policy to apply when a container exits")]
 
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 _RLIMITS = ("as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice",
             "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack")  # fmt: skip
 
 
 def parse_size(text: str, flag: str) -> int:
     """go-units' RAMInBytes: ``64m``, ``1.5g``, ``512MiB``, ``1024`` -> bytes."""
-    rest = text.lower()
-    i = 0
-    while i < len(rest) and (rest[i].isdigit() or rest[i] == "."):
-        i += 1
-    number, rest = rest[:i], rest[i:].removeprefix(" ")
-    unit = rest[:1] if rest[:1] in _UNITS and rest[:1] else ""
-    rest = rest[len(unit) :].removeprefix("i").removeprefix("b")
-    digits = number.split(".")
-    if rest or not number or not all(d.isdigit() for d in digits) or len(digits) > 2:
-        raise InvalidArgument(
-            f'invalid argument "{text}" for "{flag}" flag: invalid size: \'{text}\''
-        )
-    return int(float(number) * _UNITS[unit])
+    try:
+        return ram_in_bytes(text)
+    except ValueError as exc:
+        raise InvalidArgument(f'invalid argument "{text}" for "{flag}" flag: {exc}') from None
 
 
 def nano_cpus(text: str) -> int:

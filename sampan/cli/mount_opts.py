@@ -21,12 +21,13 @@ import os
 
 from sampan.cli.args import Flag
 from sampan.errors import InvalidArgument
+from sampan.units import ram_in_bytes
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["CREATE_FLAGS", "apply", "csv_fields", "parse_mount", "ps_mounts", "ram_in_bytes"]
+__all__ = ["CREATE_FLAGS", "apply", "csv_fields", "parse_mount", "ps_mounts"]
 
 CREATE_FLAGS = [
     Flag("--volume,-v", "list", "bind mount a volume (SRC:/DST[:OPTS], or /DST)"),
@@ -37,7 +38,6 @@ CREATE_FLAGS = [
 
 _BOOLS = dict.fromkeys(("1", "t", "T", "true", "TRUE", "True"), True)  # Go's ParseBool
 _BOOLS.update(dict.fromkeys(("0", "f", "F", "false", "FALSE", "False"), False))
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 
 
 def csv_fields(text: str) -> list[str]:
@@ -73,21 +73,6 @@ def csv_fields(text: str) -> list[str]:
         if i >= n:
             return fields
         i += 1  # the comma
-
-
-def ram_in_bytes(text: str) -> int:
-    """go-units' RAMInBytes: ``64m``, ``1.5g``, ``512MiB``, ``1024`` -> bytes."""
-    rest = text.strip().lower()
-    i = 0
-    while i < len(rest) and (rest[i].isdigit() or rest[i] == "."):
-        i += 1
-    number, rest = rest[:i], rest[i:].strip()
-    unit = rest[:1] if rest[:1] in _UNITS else ""
-    rest = rest[len(unit) :].removeprefix("i").removeprefix("b")
-    parts = number.split(".")
-    if rest or not number or len(parts) > 2 or not all(p.isdigit() for p in parts if p):
-        raise ValueError(text)
-    return int(float(number) * _UNITS[unit])
 
 
 def _bool(key: str, value: str) -> bool:
@@ -146,7 +131,7 @@ def _parse(text: str) -> dict[str, Any]:
                 driver().setdefault("Options", {})[k] = v
         elif key == "tmpfs-size":
             try:
-                section("TmpfsOptions")["SizeBytes"] = ram_in_bytes(value)
+                section("TmpfsOptions")["SizeBytes"] = ram_in_bytes(value.strip())
             except ValueError:
                 raise ValueError(f"invalid value for {key}: {value}") from None
         elif key == "tmpfs-mode":

@@ -25,32 +25,20 @@ from __future__ import annotations
 import os
 
 from sampan.errors import InvalidArgument, Unsupported
+from sampan.units import ram_in_bytes
 
 __all__ = ["LogReader", "LogWriter", "check_log_config", "log_files", "parse_ram_size"]
 
 SPLIT_AT = 16384  # docker splits a long line at 16 KiB
-_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 _UNSUPPORTED = ("labels", "labels-regex", "env", "env-regex", "tag")
 
 
 def parse_ram_size(text: str) -> int:
     """go-units' RAMInBytes: "1k" -> 1024, "2MiB" and "2mb" -> 2097152, "512" -> 512."""
-    s = text.strip().lower()
-    i = 0
-    while i < len(s) and (s[i].isdigit() or s[i] == "."):
-        i += 1
-    number, unit = s[:i], s[i:].strip()
-    if unit.endswith("ib"):
-        unit = unit[:-2]
-    elif len(unit) == 2 and unit.endswith("b"):
-        unit = unit[:-1]
     try:
-        value = float(number)
+        return ram_in_bytes(text.strip())
     except ValueError:
         raise InvalidArgument(f"invalid size: '{text}'") from None
-    if unit not in _UNITS or number.count(".") > 1:
-        raise InvalidArgument(f"invalid size: '{text}'")
-    return int(value * _UNITS[unit])
 
 
 def check_log_config(config: object) -> dict[str, str]:

@@ -10,6 +10,7 @@ from sampan import _json
 from sampan.errors import Conflict, InvalidArgument, SampanError
 from sampan.runtime import cgroup as cgroup_glue
 from sampan.runtime.state import ContainerState, list_ids
+from sampan.units import ram_in_bytes
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -86,25 +87,15 @@ def resume(root: str, cid: str) -> None:
 
 def parse_bytes(text: str, flag: str) -> int:
     """``64m`` -> 67108864 (binary units, as docker's RAMInBytes); ``-1`` stays -1."""
-    value = text.strip().lower()
+    value = text.strip()
     if value == "-1":
         return -1
-    units = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-    mult = 1
-    if value.endswith("b") and len(value) > 1 and value[-2] in units:
-        value = value[:-1]
-    if value and value[-1] in units:
-        mult = units[value[-1]]
-        value = value[:-1]
+    if value.startswith("-") and value[1:2] in tuple("0123456789."):
+        raise InvalidArgument(f"{flag} {text!r}: must not be negative")
     try:
-        number = float(value)
+        return ram_in_bytes(value)
     except ValueError:
         raise InvalidArgument(f"{flag} {text!r}: not a size") from None
-    if number != number or number in (float("inf"), float("-inf")):
-        raise InvalidArgument(f"{flag} {text!r}: not a size")
-    if number < 0:
-        raise InvalidArgument(f"{flag} {text!r}: must not be negative")
-    return int(number * mult)
 
 
 def update(root: str, cid: str, opts: dict[str, Any]) -> None:

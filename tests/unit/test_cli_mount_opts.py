@@ -96,8 +96,9 @@ def test_relative_mount_source_becomes_absolute() -> None:
     ("text", "size"),
     [("1024", 1024), ("64m", 64 << 20), ("1.5g", 3 << 29), ("512MiB", 512 << 20), ("2k", 2048)],
 )
-def test_ram_in_bytes(text: str, size: int) -> None:
-    assert mount_opts.ram_in_bytes(text) == size
+def test_tmpfs_size_as_ram_in_bytes(text: str, size: int) -> None:
+    mount = mount_opts.parse_mount(f"type=tmpfs,dst=/t,tmpfs-size={text}")
+    assert mount["TmpfsOptions"]["SizeBytes"] == size
 
 
 def test_csv_fields() -> None:
