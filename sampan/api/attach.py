@@ -26,7 +26,8 @@ import threading
 from sampan.api.containers import frame
 from sampan.api.detachkeys import Scanner, parse
 from sampan.api.errors import BadRequest
-from sampan.engine.attach import GONE, container_attrs
+from sampan.engine.attach import GONE
+from sampan.engine.lifecycle import attributes
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -167,10 +168,10 @@ def attach(request: Request) -> None:
             return
         if use_stdin and c.config.get("StdinOnce") and not tty:
             stream.stdin_once()
-        engine.events.emit("container", "attach", c.id, container_attrs(c))
+        engine.events.emit("container", "attach", c.id, attributes(c))
         outcome = pump(request, sock, stream, stdin=use_stdin, want=want, keys=keys)
         if outcome == "detach":
-            engine.events.emit("container", "detach", c.id, container_attrs(c))
+            engine.events.emit("container", "detach", c.id, attributes(c))
     except OSError:
         pass  # the client went away
     finally:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import threading
 
+from sampan.engine.lifecycle import attributes
 from sampan.errors import Conflict
 
 TYPE_CHECKING = False
@@ -32,19 +33,12 @@ if TYPE_CHECKING:
     from sampan.engine.containers import Container
     from sampan.engine.daemon import Engine
 
-__all__ = ["GONE", "AttachHub", "MonitorStream", "Stream", "connect_unix", "container_attrs"]
+__all__ = ["GONE", "AttachHub", "MonitorStream", "Stream", "connect_unix"]
 
 GONE = (0, b"")  # Stream.read: the client's socket hung up
 _CHUNK = 32768
 _CONNECT_TIMEOUT = 10.0
 _UNCLAIMED = object()
-
-
-def container_attrs(c: Container) -> dict[str, str]:
-    """An event's attributes for container C: its labels, name and image."""
-    attrs = {str(k): str(v) for k, v in (c.config.get("Labels") or {}).items()}
-    attrs.update(name=c.name, image=c.image_name)
-    return attrs
 
 
 def connect_unix(path: str, kind: int) -> object:
@@ -329,6 +323,6 @@ class AttachHub:
         finally:
             stream.close()
         self.engine.events.emit(
-            "container", "resize", c.id, {**container_attrs(c), "height": str(height),
+            "container", "resize", c.id, {**attributes(c), "height": str(height),
                                            "width": str(width)}
         )  # fmt: skip

@@ -31,7 +31,8 @@ import sys
 import threading
 import time
 
-from sampan.engine.attach import GONE, Stream, container_attrs
+from sampan.engine.attach import GONE, Stream
+from sampan.engine.lifecycle import attributes
 from sampan.errors import Conflict, InvalidArgument, NotFound, SampanError
 
 TYPE_CHECKING = False
@@ -156,7 +157,7 @@ class ExecService:
         with self._lock:
             self._execs[e.id] = e
         action = "exec_create: " + " ".join(config["Cmd"])
-        self.engine.events.emit("container", action, c.id, {**container_attrs(c), "execID": e.id})
+        self.engine.events.emit("container", action, c.id, {**attributes(c), "execID": e.id})
         return e.id
 
     def inspect(self, eid: str) -> dict[str, Any]:
@@ -311,7 +312,7 @@ class ExecService:
             self.changed.notify_all()
         cmd = " ".join(e.config["Cmd"])
         self.engine.events.emit(
-            "container", f"exec_start: {cmd}", c.id, {**container_attrs(c), "execID": e.id}
+            "container", f"exec_start: {cmd}", c.id, {**attributes(c), "execID": e.id}
         )
         threading.Thread(target=self._wait, args=(e, shim), name=f"exec-{e.id[:12]}",
                          daemon=True).start()  # fmt: skip
@@ -364,7 +365,7 @@ class ExecService:
         c = e.container
         self.engine.events.emit(
             "container", "exec_die", c.id,
-            {**container_attrs(c), "execID": e.id, "exitCode": str(code)},
+            {**attributes(c), "execID": e.id, "exitCode": str(code)},
         )  # fmt: skip
 
     def kill(self, e: Exec, signal: int = 9) -> None:

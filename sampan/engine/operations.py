@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import time
 
+from sampan.engine import lifecycle
 from sampan.errors import Conflict, InvalidArgument, NotFound, SampanError, Unsupported, describe
 from sampan.units import rfc3339
 
@@ -41,18 +42,6 @@ ZERO_TIME = "0001-01-01T00:00:00Z"
 STREAM_INTERVAL = 1.0
 PRIME_INTERVAL = 0.5
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def _attributes(c: Container) -> dict[str, str]:
-    attrs = {"name": c.name, "image": c.image_name}
-    attrs.update(c.config.get("Labels") or {})
-    return attrs
-
-
-def _emit(service: ContainerService, c: Container, action: str) -> None:
-    events = getattr(service.engine, "events", None)
-    if events is not None:
-        events.emit("container", action, c.id, _attributes(c))
 
 
 def _cgroup(service: ContainerService, c: Container) -> Any:
@@ -77,7 +66,7 @@ def pause(service: ContainerService, ref: str) -> None:
         query.pause(service.runtime_root, c.id)
         c.state.update(Status="paused", Paused=True)
         service._save(c)
-    _emit(service, c, "pause")
+    lifecycle.emit(service, c, "pause")
 
 
 def unpause(service: ContainerService, ref: str) -> None:
@@ -90,7 +79,7 @@ def unpause(service: ContainerService, ref: str) -> None:
         query.resume(service.runtime_root, c.id)
         c.state.update(Status="running", Paused=False)
         service._save(c)
-    _emit(service, c, "unpause")
+    lifecycle.emit(service, c, "unpause")
 
 
 def after_signal(service: ContainerService, c: Container) -> None:
@@ -105,7 +94,7 @@ def after_signal(service: ContainerService, c: Container) -> None:
         if c.state.get("Status") == "paused":
             c.state.update(Status="running", Paused=False)
             service._save(c)
-    _emit(service, c, "unpause")
+    lifecycle.emit(service, c, "unpause")
 
 
 # -- update ------------------------------------------------------------------------------
@@ -135,7 +124,7 @@ def update(service: ContainerService, ref: str, body: Any) -> list[str]:
             service._save(c)
     except (SampanError, OSError) as exc:
         raise _same_kind(exc, f"Cannot update container {c.id}: {describe(exc)}") from None
-    _emit(service, c, "update")
+    lifecycle.emit(service, c, "update")
     return warnings
 
 
