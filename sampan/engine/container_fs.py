@@ -25,6 +25,13 @@ everything under it, a file alone, a symlink as a link; a path ending in
 The stat is docker's X-Docker-Container-Path-Stat (name, size, Go FileMode
 bits, mtime, linkTarget -- the symlink evaluated in the container).
 
+A stopped container's snapshot mounted for an operation is claimed on its
+record (``Container.fs_busy``, under the service's lock, in the same hold
+that saw it stopped): ``start`` waits for the claims to be released before
+it mounts the snapshot itself (two overlays on one upper dir are undefined),
+``rm`` before it removes it; a claim is refused while the container is
+being removed, and waits while it is being started.
+
 ``export`` is the container's root filesystem without what is mounted in
 it (volumes, binds), as docker exports it: the snapshot's merged tree, on
 the bundle's rootfs/ of a running container (the daemon's namespace sees
@@ -42,6 +49,7 @@ import contextlib
 import errno
 import os
 import stat
+import time
 
 from sampan.engine import inroot
 from sampan.errors import Conflict, InvalidArgument, NotFound
@@ -240,21 +248,59 @@ def _private_root(service: ContainerService, c: Container, binds: bool) -> tuple
     return fds[0], fds[1], where
 
 
-@contextlib.contextmanager
-def private_root(service: ContainerService, c: Container, *, binds: bool) -> Iterator[int]:
-    """An fd of C's filesystem (with BINDS: its binds and volumes too) mounted in a
-    namespace of its own for the duration (see the module doc)."""
+def _claim(service: ContainerService, c: Container) -> int:
+    """The pid of C's init when C runs; 0 when it does not, and then C's filesystem is
+    claimed (``fs_busy``: start and rm wait until it is released) -- in one hold of the
+    service's lock, so no start comes between the look and the claim.  A start under
+    way is waited for; a container being removed is refused."""
+    from sampan.engine.container_records import FS_WAIT
+
+    deadline = time.monotonic() + FS_WAIT
     with service.changed:
+        while c.starting:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Conflict(f"container {c.id} is starting: its filesystem is in use")
+            service.changed.wait(left)
         if c.removing or c.removed:
             raise Conflict(f"container {c.id} is marked for removal")
-    root, namespace, where = _private_root(service, c, binds)
+        if c.running:
+            pid = int(c.state.get("Pid") or 0)
+            if not pid:
+                raise Conflict(f"container {c.id}: the pid of its init is not known")
+            return pid
+        c.fs_busy += 1
+        return 0
+
+
+@contextlib.contextmanager
+def _claimed_root(service: ContainerService, c: Container, binds: bool) -> Iterator[int]:
+    """An fd of C's filesystem, claimed by ``_claim``, mounted in a namespace of its own;
+    unmounted (the namespace's fds closed) and the claim released after."""
     try:
-        yield root
+        root, namespace, where = _private_root(service, c, binds)
+        try:
+            yield root
+        finally:
+            os.close(root)
+            os.close(namespace)
+            with contextlib.suppress(OSError):
+                os.rmdir(where)
     finally:
-        os.close(root)
-        os.close(namespace)
-        with contextlib.suppress(OSError):
-            os.rmdir(where)
+        with service.changed:
+            c.fs_busy -= 1
+            service.changed.notify_all()
+
+
+@contextlib.contextmanager
+def private_root(service: ContainerService, c: Container, *, binds: bool) -> Iterator[int]:
+    """An fd of the stopped container C's filesystem (with BINDS: its binds and volumes
+    too) mounted in a namespace of its own for the duration (see the module doc); a
+    start or rm of C waits until it is done.  Conflict when C runs."""
+    if _claim(service, c):
+        raise Conflict(f"container {c.id} is running")
+    with _claimed_root(service, c, binds) as root:
+        yield root
 
 
 def _is_root_of(service: ContainerService, c: Container, fd: int) -> bool:
@@ -271,30 +317,32 @@ def _is_root_of(service: ContainerService, c: Container, fd: int) -> bool:
 @contextlib.contextmanager
 def container_view(service: ContainerService, c: Container) -> Iterator[View]:
     """The container's root as the container sees it (see the module doc)."""
-    with service.changed:
-        pid = int(c.state.get("Pid") or 0) if c.running else 0
-    if pid:
+    for _ in range(3):  # a container that exits while we look is looked at again
+        pid = _claim(service, c)
+        if not pid:
+            with _claimed_root(service, c, binds=True) as fd:
+                yield View(fd)
+            return
         try:
             fd = os.open(f"/proc/{pid}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError:
-            fd = -1
+            continue
         with service.changed:
             same = c.running and int(c.state.get("Pid") or 0) == pid
-        if fd >= 0 and same and not _is_root_of(service, c, fd):
+        if same and not _is_root_of(service, c, fd):
             # The init died and its pid names another process (whose root may be the
             # host's) before the daemon heard of the exit, or the init left its root.
             os.close(fd)
             raise Conflict(f"container {c.id}: its init's root is not its root filesystem")
-        if fd >= 0 and same:
-            try:
-                yield View(fd, pseudo_devices(pid))
-            finally:
-                os.close(fd)
-            return
-        if fd >= 0:
+        if not same:
             os.close(fd)
-    with private_root(service, c, binds=True) as fd:
-        yield View(fd)
+            continue
+        try:
+            yield View(fd, pseudo_devices(pid))
+        finally:
+            os.close(fd)
+        return
+    raise Conflict(f"container {c.id}: it started and stopped while its files were looked at")
 
 
 def _abs_path(path: str) -> str:
@@ -451,15 +499,15 @@ def export(service: ContainerService, ref: str, out: BinaryIO) -> None:
 
     c = service.get(ref)
     path = _rootfs(service, c)
-    with service.changed:
-        running = c.running and _is_mounted(path)
-    if running:  # its rootfs/ in the daemon's namespace: the snapshot alone
+    if _claim(service, c):  # its rootfs/ in the daemon's namespace: the snapshot alone
+        if not _is_mounted(path):
+            raise Conflict(f"container {c.id} is running but its rootfs is not mounted")
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
             write_tree(fd, out, where=path)
         finally:
             os.close(fd)
     else:
-        with private_root(service, c, binds=False) as fd:
+        with _claimed_root(service, c, binds=False) as fd:
             write_tree(fd, out, where=f"container {c.id}")
     _emit(service, c, "export")

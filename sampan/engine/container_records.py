@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 __all__ = [
+    "FS_WAIT",
     "STATUSES",
     "ZERO_TIME",
     "Container",
@@ -42,6 +43,9 @@ __all__ = [
 ]
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
+# How long a start or rm waits for the cp/export that has the container's snapshot
+# mounted (Container.fs_busy), and a cp for a start under way, before a Conflict.
+FS_WAIT = 60.0
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS containers (

@@ -33,6 +33,7 @@ import time
 from sampan.engine import container_exits, container_start, container_views, spec
 from sampan.engine import lifecycle as _lifecycle
 from sampan.engine.container_records import (
+    FS_WAIT,
     Container,
     ContainerTable,
     NotModified,
@@ -174,6 +175,12 @@ class ContainerService:
                 raise Conflict(f"container {c.id} is marked for removal and cannot be started")
             self.restarts.starting(c, policy)
             c.starting = True
+            try:
+                self._await_fs_idle(c, "start")  # a cp or export has its snapshot mounted
+            except BaseException:
+                c.starting = False
+                self.changed.notify_all()
+                raise
         try:
             container_start.launch(self, c)
         except BaseException as exc:
@@ -281,6 +288,12 @@ class ContainerService:
             self.restarts.removing(c, force)
             c.removing = True
             exits = c.exits
+            try:
+                self._await_fs_idle(c, "remove")  # a cp or export has its snapshot mounted
+            except BaseException:
+                c.removing = False
+                self.changed.notify_all()
+                raise
         try:
             if c.running:
                 self._signal(c, 9)
@@ -291,6 +304,20 @@ class ContainerService:
                 c.removing = False
             raise
         self._remove_files(c, volumes)
+
+    def _await_fs_idle(self, c: Container, verb: str) -> None:
+        """With the lock held: wait until no operation has C's stopped snapshot mounted
+        (``fs_busy``, container_fs.private_root); C is already marked starting or removing,
+        so no new one begins.  Conflict after FS_WAIT seconds."""
+        deadline = time.monotonic() + FS_WAIT
+        while c.fs_busy:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Conflict(
+                    f"cannot {verb} container {c.id}: its filesystem is in use by a copy or "
+                    "an export (try again when it is done)"
+                )
+            self.changed.wait(left)
 
     def _remove_files(self, c: Container, volumes: bool = True) -> None:
         """Everything of C: runtime state, rootfs mount, snapshot, directories, record;

@@ -25,25 +25,10 @@ from typing import Any
 
 import pytest
 
-from tests.integration.daemon_fixtures import REPO, SampanDaemon, needs_docker_cli
+from tests.integration.daemon_fixtures import REPO, SampanDaemon, busybox_daemon, needs_docker_cli
 
 pytestmark = needs_docker_cli
-
-
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampanDaemon]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
-    from sampan.image import bootstrap
-    from sampan.image.store import ImageStore
-
-    running = SampanDaemon(tmp_path_factory.mktemp("container-files"))
-    with ImageStore(str(running.root / "image")) as store:
-        bootstrap.busybox(store, ["busybox:latest"])
-    running.start()
-    yield running
-    running.docker("rm", "-f", *running.docker("ps", "-aq").stdout.split(), check=False)
-    running.stop()
+daemon = busybox_daemon("container-files")
 
 
 def _run(daemon: SampanDaemon, name: str, script: str = "") -> str:
@@ -165,6 +150,106 @@ def test_cp_tar_streams_and_stopped_containers(daemon: SampanDaemon, tmp_path: P
     daemon.docker("start", "cp-stream")
     shown = daemon.docker("exec", "cp-stream", "cat", "/srv/up", "/srv/dir/later").stdout
     assert shown == "uploaded\nlater\n"
+
+
+BIG = 48 << 20  # a file big enough that its archive fills the socket's buffers many times
+
+
+class _SlowCopy:
+    """GET /containers/NAME/archive?path=/big, its first MiB read: the daemon is blocked
+    writing the rest to us, the stopped container's snapshot mounted for the copy."""
+
+    def __init__(self, daemon: SampanDaemon, name: str) -> None:
+        from tests.integration.daemon_fixtures import _UnixConnection
+
+        self.conn = _UnixConnection(str(daemon.socket), timeout=120)
+        self.conn.request("GET", f"/containers/{name}/archive?path=/big")
+        self.response = self.conn.getresponse()
+        assert self.response.status == 200
+        self.data = bytearray(self.response.read(1 << 20))
+
+    def slowly(self, seconds: float) -> None:
+        """A 64 KiB read every 50 ms for SECONDS: still copying."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.data += self.response.read(64 << 10)
+            time.sleep(0.05)
+
+    def finish(self) -> int:
+        """The rest read; the size of /big in the archive."""
+        while chunk := self.response.read(1 << 20):
+            self.data += chunk
+        self.conn.close()
+        with tarfile.open(fileobj=io.BytesIO(bytes(self.data))) as tar:
+            return tar.getmember("big").size
+
+
+def _stopped_with_big_file(daemon: SampanDaemon, name: str) -> str:
+    cid = _run(daemon, name, f"test -e /big || head -c {BIG} /dev/zero > /big")
+    daemon.docker("stop", "-t", "1", name)
+    assert not _rootfs_mounted(daemon, cid)
+    return cid
+
+
+def _views(daemon: SampanDaemon, cid: str) -> list[Path]:
+    return list((daemon.exec_root / "containers").glob(f".view-{cid[:12]}-*"))
+
+
+def test_start_waits_for_a_copy_out_of_the_stopped_container(daemon: SampanDaemon) -> None:
+    """A start would mount a second overlay on the upper dir the copy has mounted in its
+    own namespace: it waits until the copy is done, then starts."""
+    cid = _stopped_with_big_file(daemon, "cp-slow-start")
+    copy = _SlowCopy(daemon, "cp-slow-start")
+    assert _views(daemon, cid), "the copy should have the snapshot mounted"
+    start = subprocess.Popen(
+        ["docker", "start", "cp-slow-start"], env=daemon.env(),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        copy.slowly(2.0)
+        assert start.poll() is None, "start did not wait for the copy"
+        state = daemon.api_json("GET", "/containers/cp-slow-start/json")[1]["State"]
+        assert not state["Running"] and not _rootfs_mounted(daemon, cid)
+        assert copy.finish() == BIG
+        _, err = start.communicate(timeout=60)
+        assert start.returncode == 0, err
+    finally:
+        if start.poll() is None:
+            start.kill()
+    assert not _views(daemon, cid)
+    assert _rootfs_mounted(daemon, cid)
+    size = daemon.docker("exec", "cp-slow-start", "wc", "-c", "/big").stdout.split()[0]
+    assert int(size) == BIG
+    daemon.docker("rm", "-f", "cp-slow-start")
+
+
+def test_rm_waits_for_a_copy_out_of_the_stopped_container(daemon: SampanDaemon) -> None:
+    """rm would remove the snapshot under the copy's private mount, which it cannot see:
+    it waits until the copy is done; nothing of the container is left."""
+    cid = _stopped_with_big_file(daemon, "cp-slow-rm")
+    copy = _SlowCopy(daemon, "cp-slow-rm")
+    rm = subprocess.Popen(
+        ["docker", "rm", "cp-slow-rm"], env=daemon.env(),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        copy.slowly(2.0)
+        assert rm.poll() is None, "rm did not wait for the copy"
+        status, doc = daemon.api_json("GET", "/containers/cp-slow-rm/json")
+        assert status == 200 and doc["State"]["Status"] == "removing"
+        # a second copy is refused while the container is being removed
+        status, _, body = _get(daemon, "cp-slow-rm", "/big")
+        assert status == 409 and b"marked for removal" in body
+        assert copy.finish() == BIG
+        _, err = rm.communicate(timeout=60)
+        assert rm.returncode == 0, err
+    finally:
+        if rm.poll() is None:
+            rm.kill()
+    assert daemon.api("GET", "/containers/cp-slow-rm/json")[0] == 404
+    assert not _views(daemon, cid)
+    assert not _rootfs_mounted(daemon, cid)
+    assert not (daemon.root / "containers" / cid).exists()
 
 
 def test_cp_into_volumes_running_or_stopped(daemon: SampanDaemon, tmp_path: Path) -> None:
