@@ -27,6 +27,7 @@ acts on it.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 
@@ -62,6 +63,7 @@ class ContainerService:
         self.runtime_root = os.path.join(engine.exec_root, "runtime")
         for path in (self.dir, self.run_dir, self.runtime_root):
             os.makedirs(path, mode=0o700, exist_ok=True)
+        self._sweep_views()
         self.table = ContainerTable(os.path.join(engine.root, "engine.db"))
         self._lock = threading.RLock()
         self.changed = threading.Condition(self._lock)
@@ -71,6 +73,17 @@ class ContainerService:
 
         self.restarts = RestartManager(self)  # restart policies (restart.py)
         self.health = HealthMonitor(self)  # health checks (health.py)
+
+    def _sweep_views(self) -> None:
+        """The empty directories a daemon killed during a cp or export of a stopped
+        container left in run_dir (container_fs.private_root: their mounts lived in a
+        namespace that ended with that daemon's fds); one not empty is left alone."""
+        for entry in os.listdir(self.run_dir):
+            if entry.startswith(".view-"):
+                try:
+                    os.rmdir(os.path.join(self.run_dir, entry))
+                except OSError as exc:
+                    sys.stderr.write(f"leftover {entry} in {self.run_dir}: {describe(exc)}\n")
 
     # -- paths ---------------------------------------------------------------------------
 

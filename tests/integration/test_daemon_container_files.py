@@ -252,6 +252,23 @@ def test_rm_waits_for_a_copy_out_of_the_stopped_container(daemon: SampanDaemon) 
     assert not (daemon.root / "containers" / cid).exists()
 
 
+def test_the_views_a_killed_daemon_left_are_swept(tmp_path: Path) -> None:
+    """A daemon killed during a copy out of a stopped container leaves the empty directory
+    the snapshot was mounted on (the mount died with the daemon's namespace fds): the next
+    daemon removes it."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    first = SampanDaemon(tmp_path).start()
+    first.stop()
+    left = first.exec_root / "containers" / ".view-0123456789ab-x1y2z3"
+    left.mkdir()
+    second = SampanDaemon(tmp_path).start()
+    try:
+        assert not left.exists()
+    finally:
+        second.stop()
+
+
 def test_cp_into_volumes_running_or_stopped(daemon: SampanDaemon, tmp_path: Path) -> None:
     cid = daemon.docker(
         "run", "-d", "--name", "cp-volume", "-v", "cpvol:/vol", "busybox", "sleep", "600"
