@@ -6,6 +6,11 @@
                   CLI against it (DOCKER_HOST, a private DOCKER_CONFIG), ``daemon.api(...)``
                   makes a raw HTTP request on the socket
 
+    daemon = busybox_daemon("events")   # the same with busybox:latest in its image store,
+                                        # its containers removed at teardown
+    sd = bootstrapped(tmp_path)         # such a daemon of a test's own (sd.stop() at its end)
+    wait_until("the exit", lambda: inspect_container(sd, "c")["State"]["Status"] == "exited")
+
 The daemon is stopped with SIGTERM by its own pid at teardown; its log is
 printed when a test fails to start it.
 """
@@ -20,7 +25,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -160,3 +165,56 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampanDaemon]:
     print(f"sampan daemon answered /_ping {running.started_in * 1000:.0f} ms after spawn")
     yield running
     running.stop()
+
+
+def bootstrapped(base: Path, images: Callable[[Any], object] | None = None) -> SampanDaemon:
+    """A daemon on BASE, started, with busybox:latest (and what IMAGES(store) adds) in its
+    image store -- no registry needed."""
+    from sampan.image import bootstrap
+    from sampan.image.store import ImageStore
+
+    running = SampanDaemon(base)
+    with ImageStore(str(running.root / "image")) as store:
+        bootstrap.busybox(store, ["busybox:latest"])
+        if images is not None:
+            images(store)
+    return running.start()
+
+
+def busybox_daemon(
+    name: str,
+    images: Callable[[Any], object] | None = None,
+    *,
+    remove_containers: bool = True,
+) -> Any:
+    """A module-scoped fixture of a ``bootstrapped`` daemon (``daemon = busybox_daemon(NAME)``);
+    root only.  At teardown its containers are removed with the docker CLI (unless
+    REMOVE_CONTAINERS is false) and it stops."""
+
+    @pytest.fixture(scope="module")
+    def fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampanDaemon]:
+        if os.geteuid() != 0:
+            pytest.skip("needs root")
+        running = bootstrapped(tmp_path_factory.mktemp(name), images)
+        yield running
+        if remove_containers:
+            running.docker("rm", "-f", *running.docker("ps", "-aq").stdout.split(), check=False)
+        running.stop()
+
+    return fixture
+
+
+def wait_until(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Poll CHECK until it is true; AssertionError naming WHAT after TIMEOUT seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def inspect_container(daemon: SampanDaemon, ref: str) -> dict[str, Any]:
+    """``docker inspect REF``'s one object."""
+    doc = json.loads(daemon.docker("inspect", ref).stdout)
+    assert len(doc) == 1
+    return doc[0]  # type: ignore[no-any-return]

@@ -12,25 +12,19 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.daemon_fixtures import REPO, SampanDaemon
+from tests.integration.daemon_fixtures import REPO, SampanDaemon, bootstrapped, wait_until
 
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampanDaemon]:
     if os.geteuid() != 0:
         pytest.skip("needs root")
-    from sampan.image import bootstrap
-    from sampan.image.store import ImageStore
-
-    running = SampanDaemon(tmp_path_factory.mktemp("cli-containers"))
-    with ImageStore(str(running.root / "image")) as store:
-        bootstrap.busybox(store, ["busybox:latest"])
-    running.start()
+    running = bootstrapped(tmp_path_factory.mktemp("cli-containers"))
     yield running
     left = sampan(running, "ps", "-aq", "--no-trunc").stdout.split()
     if left:
@@ -54,14 +48,6 @@ def ok(daemon: SampanDaemon, *args: str) -> str:
     done = sampan(daemon, *args)
     assert done.returncode == 0, f"sampan {' '.join(args)}: {done.returncode}\n{done.stderr}"
     return done.stdout
-
-
-def _until(what: str, check: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def test_run_rm_prints_and_leaves_nothing(daemon: SampanDaemon) -> None:
@@ -146,7 +132,7 @@ def test_detached_ps_logs_stop_wait_rm(daemon: SampanDaemon) -> None:
         done = sampan(daemon, "logs", "web")
         return (done.stdout, done.stderr) == (f"hi from {cid[:12]}\n", "to-stderr\n")
 
-    _until("the log lines", logged)
+    wait_until("the log lines", logged)
     stamped = sampan(daemon, "logs", "-t", "--tail", "1", "web")
     assert stamped.stdout == "" and stamped.stderr.endswith("Z to-stderr\n")
     doc = json.loads(ok(daemon, "container", "inspect", "web"))[0]
@@ -174,7 +160,7 @@ def test_create_start_attach_kill(daemon: SampanDaemon) -> None:
     assert ok(daemon, "rm", cid.strip()) == cid
     script = 'trap "exit 5" TERM; echo ready; while :; do sleep 0.1; done'
     ok(daemon, "run", "-d", "--name", "trapper", "busybox", "sh", "-c", script)
-    _until("the trap", lambda: ok(daemon, "logs", "trapper") == "ready\n")
+    wait_until("the trap", lambda: ok(daemon, "logs", "trapper") == "ready\n")
     assert ok(daemon, "kill", "-s", "TERM", "trapper") == "trapper\n"
     assert ok(daemon, "wait", "trapper") == "5\n"
     ok(daemon, "start", "trapper")

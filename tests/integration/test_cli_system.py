@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.daemon_fixtures import SampanDaemon
+from tests.integration.daemon_fixtures import SampanDaemon, bootstrapped
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 REPO = Path(__file__).resolve().parents[2]
@@ -34,13 +34,7 @@ def sampan(
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampanDaemon]:
-    from sampan.image import bootstrap
-    from sampan.image.store import ImageStore
-
-    running = SampanDaemon(tmp_path_factory.mktemp("system"))
-    with ImageStore(str(running.root / "image")) as store:
-        bootstrap.busybox(store, ["busybox:latest"])
-    running.start()
+    running = bootstrapped(tmp_path_factory.mktemp("system"))
     yield running
     ids = sampan(running, "ps", "-aq", check=False).stdout.split()
     if ids:

@@ -12,42 +12,21 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.daemon_fixtures import SampanDaemon, needs_docker_cli
+from tests.integration.daemon_fixtures import (
+    SampanDaemon,
+    bootstrapped,
+    busybox_daemon,
+    inspect_container,
+    needs_docker_cli,
+    wait_until,
+)
 
 pytestmark = needs_docker_cli
-
-
-def _bootstrapped(base: Path) -> SampanDaemon:
-    from sampan.image import bootstrap
-    from sampan.image.store import ImageStore
-
-    running = SampanDaemon(base)
-    with ImageStore(str(running.root / "image")) as store:
-        bootstrap.busybox(store, ["busybox:latest"])
-    return running.start()
-
-
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampanDaemon]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
-    running = _bootstrapped(tmp_path_factory.mktemp("containers"))
-    yield running
-    running.docker("rm", "-f", *running.docker("ps", "-aq").stdout.split(), check=False)
-    running.stop()
-
-
-def _until(what: str, check: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+daemon = busybox_daemon("containers")
 
 
 def _monitors(cid: str) -> list[int]:
@@ -84,7 +63,7 @@ def _mounted(path: str) -> bool:
 
 
 def _assert_no_leaks(daemon: SampanDaemon, cid: str, init_pid: int = 0) -> None:
-    _until("the monitor to exit", lambda: not _monitors(cid))
+    wait_until("the monitor to exit", lambda: not _monitors(cid))
     assert not _cgroup_dirs(cid)
     assert not _mounted(str(daemon.root / "containers" / cid))
     assert not (daemon.exec_root / "runtime" / cid).exists()
@@ -94,12 +73,6 @@ def _assert_no_leaks(daemon: SampanDaemon, cid: str, init_pid: int = 0) -> None:
         assert not Path(f"/proc/{init_pid}").exists() or (
             Path(f"/proc/{init_pid}/stat").read_text().split()[2] in "ZX"
         )
-
-
-def _inspect(daemon: SampanDaemon, name: str) -> dict:  # type: ignore[type-arg]
-    doc = json.loads(daemon.docker("inspect", name).stdout)
-    assert len(doc) == 1
-    return doc[0]  # type: ignore[no-any-return]
 
 
 def test_run_rm_echo_hello(daemon: SampanDaemon) -> None:
@@ -116,7 +89,7 @@ def test_run_exit_code_and_streams(daemon: SampanDaemon) -> None:
     assert done.returncode == 3
     assert done.stdout == "out\n"
     assert "err\n" in done.stderr
-    state = _inspect(daemon, "exit3")["State"]
+    state = inspect_container(daemon, "exit3")["State"]
     assert (state["Status"], state["Running"], state["ExitCode"]) == ("exited", False, 3)
     assert "Exited (3)" in daemon.docker("ps", "-a", "--filter", "name=exit3").stdout
     logs = daemon.docker("logs", "exit3")
@@ -132,8 +105,8 @@ def test_detached_ps_logs_stop_wait_rm(daemon: SampanDaemon) -> None:
     assert len(cid) == 64 and all(c in "0123456789abcdef" for c in cid)
     assert "web" in daemon.docker("ps").stdout
     expected = f"hi from {cid[:12]}\n"
-    _until("the log line", lambda: daemon.docker("logs", "web").stdout == expected)
-    doc = _inspect(daemon, "web")
+    wait_until("the log line", lambda: daemon.docker("logs", "web").stdout == expected)
+    doc = inspect_container(daemon, "web")
     assert doc["Id"] == cid and doc["Name"] == "/web"
     assert doc["State"]["Running"] is True and doc["State"]["Pid"] > 0
     assert doc["Config"]["Cmd"][0] == "sh" and "GREETING=hi" in doc["Config"]["Env"]
@@ -152,7 +125,7 @@ def test_detached_ps_logs_stop_wait_rm(daemon: SampanDaemon) -> None:
 
 def test_rm_force_running_leaves_nothing(daemon: SampanDaemon) -> None:
     cid = daemon.docker("run", "-d", "busybox", "sleep", "300").stdout.strip()
-    init = _inspect(daemon, cid)["State"]["Pid"]
+    init = inspect_container(daemon, cid)["State"]["Pid"]
     refused = daemon.docker("rm", cid, check=False)
     assert refused.returncode == 1 and "container is running" in refused.stderr
     daemon.docker("rm", "-f", cid)
@@ -238,12 +211,12 @@ def test_sizes(daemon: SampanDaemon) -> None:
     cid = daemon.docker("run", "-d", "--name", "sized", "busybox", "sh", "-c", script).stdout
     cid = cid.strip()
     try:
-        _until("the write", lambda: json.loads(daemon.docker("inspect", "-s", "sized").stdout)[0]
-               ["SizeRw"] >= 100000)  # fmt: skip
+        wait_until("the write", lambda: json.loads(
+            daemon.docker("inspect", "-s", "sized").stdout)[0]["SizeRw"] >= 100000)  # fmt: skip
         doc = json.loads(daemon.docker("inspect", "-s", "sized").stdout)[0]
         image = json.loads(daemon.docker("image", "inspect", "busybox").stdout)[0]["Size"]
         assert doc["SizeRootFs"] == doc["SizeRw"] + image
-        assert "SizeRw" not in _inspect(daemon, "sized")  # only when asked
+        assert "SizeRw" not in inspect_container(daemon, "sized")  # only when asked
         out = daemon.docker("ps", "-s", "--filter", f"id={cid}", "--format", "{{.Size}}").stdout
         assert out.startswith("10") and "kB (virtual " in out
         table = daemon.docker("ps", "-s", "--filter", f"id={cid}").stdout.splitlines()
@@ -273,20 +246,20 @@ def test_command_not_found_is_127(daemon: SampanDaemon) -> None:
 def test_live_restore(tmp_path: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root")
-    sd = _bootstrapped(tmp_path)
+    sd = bootstrapped(tmp_path)
     try:
         long_id = sd.docker("run", "-d", "--name", "long", "busybox", "sleep", "300").stdout.strip()
         short_id = sd.docker(
             "run", "-d", "--name", "short", "busybox", "sh", "-c", "read x < /dev/null; "
             "while [ ! -e /tmp/go ]; do sleep 0.05; done; exit 7",
         ).stdout.strip()  # fmt: skip
-        init = _inspect(sd, "short")["State"]["Pid"]
+        init = inspect_container(sd, "short")["State"]["Pid"]
         assert sd.proc is not None
         os.kill(sd.proc.pid, signal.SIGKILL)
         sd.proc.wait()
         # While the daemon is down: the short one finishes, with code 7.
         Path(f"/proc/{init}/root/tmp/go").touch()
-        _until("the short container to exit", lambda: not _monitors(short_id))
+        wait_until("the short container to exit", lambda: not _monitors(short_id))
         assert _monitors(long_id)
         sd.start()
         ps = sd.docker("ps", "--format", "{{.Names}} {{.Status}}").stdout
@@ -294,7 +267,7 @@ def test_live_restore(tmp_path: Path) -> None:
         assert "Exited (7)" in sd.docker("ps", "-a", "--filter", "name=short").stdout
         assert sd.docker("wait", "short").stdout.strip() == "7"
         sd.docker("stop", "-t", "1", "long")
-        assert _inspect(sd, "long")["State"]["ExitCode"] == 137
+        assert inspect_container(sd, "long")["State"]["ExitCode"] == 137
         sd.docker("rm", "long", "short")
         _assert_no_leaks(sd, long_id)
         _assert_no_leaks(sd, short_id)

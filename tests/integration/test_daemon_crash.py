@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.daemon_fixtures import SampanDaemon, needs_docker_cli
-from tests.integration.test_daemon_containers import _bootstrapped, _cgroup_dirs, _monitors
+from tests.integration.daemon_fixtures import SampanDaemon, bootstrapped, needs_docker_cli
+from tests.integration.test_daemon_containers import _cgroup_dirs, _monitors
 
 pytestmark = needs_docker_cli
 
@@ -112,7 +112,7 @@ def test_kill_9_at_random_moments_loses_and_leaks_nothing(tmp_path: Path) -> Non
     if os.geteuid() != 0:
         pytest.skip("needs root")
     rng = random.Random(20261122)
-    sd = _bootstrapped(tmp_path)
+    sd = bootstrapped(tmp_path)
     seen: set[str] = set()
     removing: set[str] = set()
     try:

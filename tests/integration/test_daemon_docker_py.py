@@ -16,30 +16,14 @@ from typing import Any
 import pytest
 
 from tests.integration import registry_fixtures as rf
-from tests.integration.daemon_fixtures import SampanDaemon
+from tests.integration.daemon_fixtures import SampanDaemon, busybox_daemon
 
 docker = pytest.importorskip("docker")
 registry = rf.registry
 pytestmark = [pytest.mark.root, rf.needs_registry]
 __all__ = ["registry"]
 LABEL = {"sampan.test": "docker-py"}
-
-
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampanDaemon]:
-    import os
-
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
-    from sampan.image import bootstrap
-    from sampan.image.store import ImageStore
-
-    running = SampanDaemon(tmp_path_factory.mktemp("docker-py"))
-    with ImageStore(str(running.root / "image")) as store:
-        bootstrap.busybox(store, ["busybox:latest"])
-    running.start()
-    yield running
-    running.stop()
+daemon = busybox_daemon("docker-py", remove_containers=False)
 
 
 @pytest.fixture(scope="module")

@@ -9,25 +9,15 @@ import select
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from sampan.api.errors import BadRequest
 from sampan.api.events import matches, parse_filters
-from tests.integration.daemon_fixtures import REPO, SampanDaemon, needs_docker_cli
-from tests.integration.test_daemon_containers import _bootstrapped
+from tests.integration.daemon_fixtures import REPO, SampanDaemon, busybox_daemon, needs_docker_cli
 
-
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampanDaemon]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
-    running = _bootstrapped(tmp_path_factory.mktemp("events"))
-    yield running
-    running.docker("rm", "-f", *running.docker("ps", "-aq").stdout.split(), check=False)
-    running.stop()
+daemon = busybox_daemon("events")
 
 
 def _json_lines(text: str) -> list[dict[str, Any]]:

@@ -8,42 +8,27 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.daemon_fixtures import SampanDaemon, needs_docker_cli
-from tests.integration.test_daemon_containers import _bootstrapped, _monitors
+from tests.integration.daemon_fixtures import (
+    SampanDaemon,
+    bootstrapped,
+    busybox_daemon,
+    inspect_container,
+    needs_docker_cli,
+    wait_until,
+)
+from tests.integration.test_daemon_containers import _monitors
 
 pytestmark = needs_docker_cli
-
-
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampanDaemon]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
-    running = _bootstrapped(tmp_path_factory.mktemp("lifecycle"))
-    yield running
-    running.docker("rm", "-f", *running.docker("ps", "-aq").stdout.split(), check=False)
-    running.stop()
-
-
-def _until(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-def _inspect(d: SampanDaemon, name: str) -> dict[str, Any]:
-    return json.loads(d.docker("inspect", name).stdout)[0]  # type: ignore[no-any-return]
+daemon = busybox_daemon("lifecycle")
 
 
 def _state(d: SampanDaemon, name: str) -> dict[str, Any]:
-    return _inspect(d, name)["State"]  # type: ignore[no-any-return]
+    return inspect_container(d, name)["State"]  # type: ignore[no-any-return]
 
 
 def _events(d: SampanDaemon, since: float, cid: str, *extra: str) -> list[dict[str, Any]]:
@@ -60,13 +45,13 @@ def test_on_failure_two_retries(daemon: SampanDaemon) -> None:
     since = time.time() - 1
     cid = daemon.docker("run", "-d", "--name", "fail3", "--restart", "on-failure:2",
                         "busybox", "sh", "-c", "exit 3").stdout.strip()  # fmt: skip
-    _until("the retries to end", lambda: _state(daemon, "fail3")["Status"] == "exited")
-    doc = _inspect(daemon, "fail3")
+    wait_until("the retries to end", lambda: _state(daemon, "fail3")["Status"] == "exited")
+    doc = inspect_container(daemon, "fail3")
     assert doc["RestartCount"] == 2
     assert doc["State"]["ExitCode"] == 3 and doc["State"]["Restarting"] is False
     assert doc["HostConfig"]["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 2}
     time.sleep(0.5)
-    assert _inspect(daemon, "fail3")["RestartCount"] == 2  # nothing after the last
+    assert inspect_container(daemon, "fail3")["RestartCount"] == 2  # nothing after the last
     actions = [e["Action"] for e in _events(daemon, since, cid)]
     assert actions == ["create", "start", "die", "start", "die", "start", "die"]
     daemon.docker("rm", "fail3")
@@ -74,9 +59,9 @@ def test_on_failure_two_retries(daemon: SampanDaemon) -> None:
 
 def test_on_failure_does_not_restart_a_success(daemon: SampanDaemon) -> None:
     daemon.docker("run", "-d", "--name", "ok0", "--restart", "on-failure", "busybox", "true")
-    _until("the exit", lambda: _state(daemon, "ok0")["Status"] == "exited")
+    wait_until("the exit", lambda: _state(daemon, "ok0")["Status"] == "exited")
     time.sleep(0.4)
-    assert _inspect(daemon, "ok0")["RestartCount"] == 0
+    assert inspect_container(daemon, "ok0")["RestartCount"] == 0
     daemon.docker("rm", "ok0")
 
 
@@ -84,7 +69,7 @@ def test_always_backs_off_and_stop_ends_it(daemon: SampanDaemon) -> None:
     since = time.time() - 1
     cid = daemon.docker("run", "-d", "--name", "loop", "--restart", "always",
                         "busybox", "true").stdout.strip()  # fmt: skip
-    _until("four restarts", lambda: _inspect(daemon, "loop")["RestartCount"] >= 4, 20)
+    wait_until("four restarts", lambda: inspect_container(daemon, "loop")["RestartCount"] >= 4, 20)
     events = _events(daemon, since, cid)
     dies = [e["timeNano"] / 1e9 for e in events if e["Action"] == "die"]
     starts = [e["timeNano"] / 1e9 for e in events if e["Action"] == "start"]
@@ -98,23 +83,23 @@ def test_always_backs_off_and_stop_ends_it(daemon: SampanDaemon) -> None:
     started = time.monotonic()
     daemon.docker("stop", "loop")
     assert time.monotonic() - started < 5
-    count = _inspect(daemon, "loop")["RestartCount"]
+    count = inspect_container(daemon, "loop")["RestartCount"]
     time.sleep(2.0)
-    doc = _inspect(daemon, "loop")
+    doc = inspect_container(daemon, "loop")
     assert doc["State"]["Status"] == "exited" and doc["RestartCount"] == count
     assert doc["State"]["Restarting"] is False and doc["State"]["Running"] is False
     daemon.docker("start", "loop")  # a start by the user: the count starts again
-    _until("a restart", lambda: _inspect(daemon, "loop")["RestartCount"] >= 1)
-    assert _inspect(daemon, "loop")["RestartCount"] < count
+    wait_until("a restart", lambda: inspect_container(daemon, "loop")["RestartCount"] >= 1)
+    assert inspect_container(daemon, "loop")["RestartCount"] < count
     daemon.docker("kill", "loop", check=False)  # kill ends restarting too
-    _until("the end", lambda: _state(daemon, "loop")["Status"] == "exited")
+    wait_until("the end", lambda: _state(daemon, "loop")["Status"] == "exited")
     daemon.docker("rm", "loop")
 
 
 def test_rm_of_a_restarting_container(daemon: SampanDaemon) -> None:
     daemon.docker("run", "-d", "--name", "rr", "--restart", "always", "busybox", "true")
-    _until("a slow backoff", lambda: _inspect(daemon, "rr")["RestartCount"] >= 6, 30)
-    _until("restarting", lambda: _state(daemon, "rr")["Status"] == "restarting", 10)
+    wait_until("a slow backoff", lambda: inspect_container(daemon, "rr")["RestartCount"] >= 6, 30)
+    wait_until("restarting", lambda: _state(daemon, "rr")["Status"] == "restarting", 10)
     done = daemon.docker("rm", "rr", check=False)
     if done.returncode:  # docker's refusal while it waits for its restart
         assert "You cannot remove a restarting container" in done.stderr
@@ -142,7 +127,7 @@ def test_policy_refusals(daemon: SampanDaemon) -> None:
 def test_policies_across_a_killed_daemon(tmp_path: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root")
-    sd = _bootstrapped(tmp_path)
+    sd = bootstrapped(tmp_path)
     try:
         # always, exits while the daemon is down -> started again
         gone = sd.docker("run", "-d", "--name", "gone", "--restart", "always", "busybox",
@@ -161,22 +146,22 @@ def test_policies_across_a_killed_daemon(tmp_path: Path) -> None:
         sd.docker("stop", "-t", "0", "back")
         # always, in its backoff when the daemon dies -> started again
         sd.docker("run", "-d", "--name", "flap", "--restart", "always", "busybox", "true")
-        _until("flap's backoff", lambda: _inspect(sd, "flap")["RestartCount"] >= 5)
+        wait_until("flap's backoff", lambda: inspect_container(sd, "flap")["RestartCount"] >= 5)
         keep_pid = _state(sd, "keep")["Pid"]
         init = _state(sd, "gone")["Pid"]
         assert sd.proc is not None
         os.kill(sd.proc.pid, signal.SIGKILL)
         sd.proc.wait()
         Path(f"/proc/{init}/root/tmp/go").touch()
-        _until("gone to exit", lambda: not _monitors(gone))
+        wait_until("gone to exit", lambda: not _monitors(gone))
         sd.start()
-        _until("gone to run again", lambda: _state(sd, "gone")["Status"] == "running")
-        _until("back to run again", lambda: _state(sd, "back")["Status"] == "running")
+        wait_until("gone to run again", lambda: _state(sd, "gone")["Status"] == "running")
+        wait_until("back to run again", lambda: _state(sd, "back")["Status"] == "running")
         keep_state = _state(sd, "keep")
         assert keep_state["Status"] == "running" and keep_state["Pid"] == keep_pid
         assert len(_monitors(keep)) == 1 and len(_monitors(gone)) == 1
         assert _state(sd, "held")["Status"] == "exited"
-        _until("flap to restart", lambda: _inspect(sd, "flap")["RestartCount"] >= 6)
+        wait_until("flap to restart", lambda: inspect_container(sd, "flap")["RestartCount"] >= 6)
         sd.docker("stop", "flap")
         # stop ends it after a daemon restart too
         sd.docker("stop", "-t", "0", "gone")
@@ -203,7 +188,7 @@ def test_health_turns_healthy(daemon: SampanDaemon) -> None:
                         "--health-interval", "300ms", "busybox", "sleep", "300",
                         ).stdout.strip()  # fmt: skip
     assert _state(daemon, "fine")["Health"]["Status"] == "starting"
-    _until("healthy", lambda: _state(daemon, "fine")["Health"]["Status"] == "healthy")
+    wait_until("healthy", lambda: _state(daemon, "fine")["Health"]["Status"] == "healthy")
     health = _state(daemon, "fine")["Health"]
     assert health["FailingStreak"] == 0
     last = health["Log"][-1]
@@ -224,7 +209,7 @@ def test_health_turns_unhealthy_after_retries(daemon: SampanDaemon) -> None:
     cid = daemon.docker("run", "-d", "--name", "sick", "--health-cmd", "echo no; exit 1",
                         "--health-interval", "200ms", "--health-retries", "3",
                         "busybox", "sleep", "300").stdout.strip()  # fmt: skip
-    _until("unhealthy", lambda: _state(daemon, "sick")["Health"]["Status"] == "unhealthy")
+    wait_until("unhealthy", lambda: _state(daemon, "sick")["Health"]["Status"] == "unhealthy")
     events = _events(daemon, since, cid, "--filter", "event=health_status")
     assert [e["Action"] for e in events] == ["health_status: unhealthy"]
     health = _state(daemon, "sick")["Health"]
@@ -242,7 +227,7 @@ def test_health_timeout_and_start_period(daemon: SampanDaemon) -> None:
                   "busybox", "sleep", "300")  # fmt: skip
     time.sleep(0.9)  # within the start period the failures do not count
     assert _state(daemon, "slow")["Health"]["Status"] == "starting"
-    _until("unhealthy", lambda: _state(daemon, "slow")["Health"]["Status"] == "unhealthy")
+    wait_until("unhealthy", lambda: _state(daemon, "slow")["Health"]["Status"] == "unhealthy")
     log = _state(daemon, "slow")["Health"]["Log"]
     assert log[-1]["ExitCode"] == -1
     assert log[-1]["Output"] == "Health check exceeded timeout (300ms)"
@@ -253,7 +238,7 @@ def test_health_timeout_and_start_period(daemon: SampanDaemon) -> None:
 
 def test_no_healthcheck_and_refusals(daemon: SampanDaemon) -> None:
     daemon.docker("run", "-d", "--name", "plain", "--no-healthcheck", "busybox", "sleep", "300")
-    doc = _inspect(daemon, "plain")
+    doc = inspect_container(daemon, "plain")
     assert doc["Config"]["Healthcheck"] == {"Test": ["NONE"]} and "Health" not in doc["State"]
     assert "plain" in daemon.docker("ps", "--filter", "health=none").stdout
     daemon.docker("rm", "-f", "plain")
@@ -268,12 +253,12 @@ def test_no_healthcheck_and_refusals(daemon: SampanDaemon) -> None:
 def test_health_prober_survives_a_daemon_restart(tmp_path: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root")
-    sd = _bootstrapped(tmp_path)
+    sd = bootstrapped(tmp_path)
     try:
         sd.docker("run", "-d", "--name", "hc", "--health-cmd", "test ! -e /tmp/bad",
                   "--health-interval", "200ms", "--health-retries", "1",
                   "busybox", "sleep", "300")  # fmt: skip
-        _until("healthy", lambda: _state(sd, "hc")["Health"]["Status"] == "healthy")
+        wait_until("healthy", lambda: _state(sd, "hc")["Health"]["Status"] == "healthy")
         assert sd.proc is not None
         os.kill(sd.proc.pid, signal.SIGKILL)
         sd.proc.wait()
@@ -282,7 +267,7 @@ def test_health_prober_survives_a_daemon_restart(tmp_path: Path) -> None:
         sd.docker("exec", "hc", "touch", "/tmp/bad", check=False)
         pid = _state(sd, "hc")["Pid"]
         Path(f"/proc/{pid}/root/tmp/bad").touch()
-        _until("unhealthy", lambda: _state(sd, "hc")["Health"]["Status"] == "unhealthy")
+        wait_until("unhealthy", lambda: _state(sd, "hc")["Health"]["Status"] == "unhealthy")
     finally:
         sd.docker("rm", "-f", *sd.docker("ps", "-aq", check=False).stdout.split(), check=False)
         sd.stop()
@@ -296,7 +281,7 @@ def test_rename(daemon: SampanDaemon) -> None:
     cid = daemon.docker("create", "--name", "old", "busybox", "true").stdout.strip()
     daemon.docker("create", "--name", "taken", "busybox", "true")
     daemon.docker("rename", "old", "new")
-    assert _inspect(daemon, cid)["Name"] == "/new"
+    assert inspect_container(daemon, cid)["Name"] == "/new"
     assert daemon.docker("inspect", "old", check=False).returncode != 0
     clash = daemon.docker("rename", "new", "taken", check=False)
     assert clash.returncode == 1
@@ -363,8 +348,8 @@ def test_stop_signal_trap(daemon: SampanDaemon) -> None:
     daemon.docker("run", "-d", "--name", "trap", "--stop-signal", "SIGUSR1", "busybox", "sh",
                   "-c", 'trap "echo got usr1; exit 7" USR1; echo ready; '
                   "while true; do sleep 0.1; done")  # fmt: skip
-    assert _inspect(daemon, "trap")["Config"]["StopSignal"] == "SIGUSR1"
-    _until("ready", lambda: "ready" in daemon.docker("logs", "trap").stdout)
+    assert inspect_container(daemon, "trap")["Config"]["StopSignal"] == "SIGUSR1"
+    wait_until("ready", lambda: "ready" in daemon.docker("logs", "trap").stdout)
     started = time.monotonic()
     daemon.docker("stop", "trap")
     assert time.monotonic() - started < 5
@@ -377,7 +362,7 @@ def test_stop_timeout(daemon: SampanDaemon) -> None:
     # sh as pid 1 without a trap ignores SIGTERM: only the SIGKILL after the timeout ends it
     daemon.docker("run", "-d", "--name", "stubborn", "--stop-timeout", "1", "busybox",
                   "sh", "-c", "while true; do sleep 0.1; done")  # fmt: skip
-    assert _inspect(daemon, "stubborn")["Config"]["StopTimeout"] == 1
+    assert inspect_container(daemon, "stubborn")["Config"]["StopTimeout"] == 1
     started = time.monotonic()
     daemon.docker("stop", "stubborn")
     took = time.monotonic() - started

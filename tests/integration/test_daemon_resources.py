@@ -9,35 +9,23 @@ name what is wrong, and leave no container.
 from __future__ import annotations
 
 import json
-import os
 import resource
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.daemon_fixtures import SampanDaemon, needs_docker_cli
+from tests.integration.daemon_fixtures import (
+    SampanDaemon,
+    busybox_daemon,
+    inspect_container,
+    needs_docker_cli,
+)
 
 pytestmark = needs_docker_cli
 MB = 1 << 20
 V2 = Path("/sys/fs/cgroup/cgroup.controllers").exists()
-
-
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampanDaemon]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
-    from sampan.image import bootstrap
-    from sampan.image.store import ImageStore
-
-    running = SampanDaemon(tmp_path_factory.mktemp("resources"))
-    with ImageStore(str(running.root / "image")) as store:
-        bootstrap.busybox(store, ["busybox:latest"])
-    running.start()
-    yield running
-    running.docker("rm", "-f", *running.docker("ps", "-aq").stdout.split(), check=False)
-    running.stop()
+daemon = busybox_daemon("resources")
 
 
 def _cgroup(cid: str, controller: str) -> Path:
@@ -49,21 +37,9 @@ def _read(cid: str, controller: str, name: str) -> str:
     return (_cgroup(cid, controller) / name).read_text().strip()
 
 
-def _until(what: str, check: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def _start(daemon: SampanDaemon, *args: str) -> str:
     """docker run -d ARGS; the full id."""
     return daemon.docker("run", "-d", *args).stdout.strip()
-
-
-def _inspect(daemon: SampanDaemon, cid: str) -> dict:  # type: ignore[type-arg]
-    return json.loads(daemon.docker("inspect", cid).stdout)[0]  # type: ignore[no-any-return]
 
 
 def _run(daemon: SampanDaemon, *args: str) -> tuple[int, str]:
@@ -91,7 +67,7 @@ def test_limits_reach_the_cgroup_and_rlimits(daemon: SampanDaemon) -> None:
         assert _read(cid, "cpu", "cpu.shares") == "512"
         assert _read(cid, "cpuset", "cpuset.cpus") == "0"
         assert _read(cid, "pids", "pids.max") == "50"
-        doc = _inspect(daemon, cid)
+        doc = inspect_container(daemon, cid)
         limits = Path(f"/proc/{doc['State']['Pid']}/limits").read_text()
         assert [ln.split()[3:5] for ln in limits.splitlines() if ln.startswith("Max open files")
                 ] == [["1000", "2000"]]  # fmt: skip
@@ -254,7 +230,7 @@ def test_stats_stream_sends_a_document_a_second(daemon: SampanDaemon) -> None:
 def test_top(daemon: SampanDaemon) -> None:
     cid = _start(daemon, "busybox", "sleep", "300")
     try:
-        pid = str(_inspect(daemon, cid)["State"]["Pid"])
+        pid = str(inspect_container(daemon, cid)["State"]["Pid"])
         out = daemon.docker("top", cid).stdout.splitlines()
         assert out[0].split() == ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
         assert len(out) == 2 and out[1].split()[1] == pid and out[1].endswith("sleep 300")
@@ -281,7 +257,7 @@ def test_pause_unpause_and_stopping_a_paused_container(daemon: SampanDaemon) -> 
     try:
         assert daemon.docker("pause", "napper").stdout.strip() == "napper"
         assert _freezer(cid) in ("FROZEN", "1")
-        state = _inspect(daemon, cid)["State"]
+        state = inspect_container(daemon, cid)["State"]
         assert (state["Status"], state["Paused"], state["Running"]) == ("paused", True, True)
         assert "(Paused)" in daemon.docker("ps", "--filter", "name=napper").stdout
         assert daemon.docker("ps", "-q", "--filter", "status=paused").stdout.split() == [cid[:12]]
@@ -291,13 +267,13 @@ def test_pause_unpause_and_stopping_a_paused_container(daemon: SampanDaemon) -> 
         assert info["ContainersPaused"] >= 1 and info["MemoryLimit"] and info["PidsLimit"]
         daemon.docker("unpause", "napper")
         assert _freezer(cid) in ("THAWED", "0")
-        assert _inspect(daemon, cid)["State"]["Status"] == "running"
+        assert inspect_container(daemon, cid)["State"]["Status"] == "running"
         done = daemon.docker("unpause", "napper", check=False)
         assert done.returncode == 1 and "is not paused" in done.stderr
         for verb in (("stop", "-t", "1"), ("kill",)):
             daemon.docker("pause", "napper")
             daemon.docker(*verb, "napper")
-            state = _inspect(daemon, cid)["State"]
+            state = inspect_container(daemon, cid)["State"]
             assert state["Status"] == "exited" and not state["Paused"], (verb, state)
             daemon.docker("start", "napper")
         daemon.docker("pause", "napper")
@@ -321,7 +297,7 @@ def test_update_applies_live_and_persists(daemon: SampanDaemon) -> None:
             assert _read(cid, "memory", "memory.memsw.limit_in_bytes") == str(400 * MB)
             assert _read(cid, "cpu", "cpu.cfs_quota_us") == "50000"
             assert _read(cid, "pids", "pids.max") == "20"
-        host = _inspect(daemon, cid)["HostConfig"]
+        host = inspect_container(daemon, cid)["HostConfig"]
         assert (host["Memory"], host["MemorySwap"], host["NanoCpus"], host["PidsLimit"]) == (
             200 * MB, 400 * MB, 500_000_000, 20)  # fmt: skip
         daemon.docker("update", "--pids-limit", "-1", "grower")
@@ -344,7 +320,7 @@ def test_update_restart_policy(daemon: SampanDaemon) -> None:
     cid = _start(daemon, "busybox", "sleep", "300")
     try:
         daemon.docker("update", "--restart", "on-failure:3", cid)
-        policy = _inspect(daemon, cid)["HostConfig"]["RestartPolicy"]
+        policy = inspect_container(daemon, cid)["HostConfig"]["RestartPolicy"]
         assert policy == {"Name": "on-failure", "MaximumRetryCount": 3}
     finally:
         daemon.docker("rm", "-f", cid)
@@ -416,6 +392,6 @@ def test_create_warnings(daemon: SampanDaemon) -> None:
             done.stderr
         )
         assert "WARNING: Changing requested CPUShares of 1 to 2" in done.stderr
-        assert _inspect(daemon, cid)["HostConfig"]["CpuShares"] == 2
+        assert inspect_container(daemon, cid)["HostConfig"]["CpuShares"] == 2
     finally:
         daemon.docker("rm", "-f", cid)

@@ -10,31 +10,15 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.daemon_fixtures import SampanDaemon, needs_docker_cli
+from tests.integration.daemon_fixtures import SampanDaemon, busybox_daemon, needs_docker_cli
 
 pytestmark = needs_docker_cli
 DEFAULT_CAPS = 0xA80425FB  # docker's default set
-
-
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampanDaemon]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
-    from sampan.image import bootstrap
-    from sampan.image.store import ImageStore
-
-    running = SampanDaemon(tmp_path_factory.mktemp("security"))
-    with ImageStore(str(running.root / "image")) as store:
-        bootstrap.busybox(store, ["busybox:latest"])
-    running.start()
-    yield running
-    running.docker("rm", "-f", *running.docker("ps", "-aq").stdout.split(), check=False)
-    running.stop()
+daemon = busybox_daemon("security")
 
 
 def _run(daemon: SampanDaemon, *args: str) -> tuple[int, str]:

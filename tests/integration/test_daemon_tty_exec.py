@@ -23,23 +23,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.daemon_fixtures import SampanDaemon, needs_docker_cli
-from tests.integration.test_daemon_containers import _bootstrapped, _inspect, _until
+from tests.integration.daemon_fixtures import (
+    SampanDaemon,
+    bootstrapped,
+    busybox_daemon,
+    inspect_container,
+    needs_docker_cli,
+    wait_until,
+)
 
 pytestmark = needs_docker_cli
 
 SAMPAN = [sys.executable, "-m", "sampan.cli"]
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampanDaemon]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
-    running = _bootstrapped(tmp_path_factory.mktemp("tty"))
-    yield running
-    running.docker("rm", "-f", *running.docker("ps", "-aq").stdout.split(), check=False)
-    running.stop()
+daemon = busybox_daemon("tty")
 
 
 @pytest.fixture()
@@ -73,7 +70,7 @@ class Pty:
         """Until the command has put the terminal in raw mode (it is attached), and a bit."""
         import termios
 
-        _until("raw mode", lambda: not termios.tcgetattr(self.fd)[3] & termios.ECHO, timeout)
+        wait_until("raw mode", lambda: not termios.tcgetattr(self.fd)[3] & termios.ECHO, timeout)
         time.sleep(0.3)
 
     def send(self, data: bytes) -> None:
@@ -214,7 +211,7 @@ def test_detach_keys_then_attach(daemon: SampanDaemon) -> None:
     term.expect(b"one\r\n")
     term.send(b"\x10\x11")  # ctrl-p ctrl-q
     assert term.wait() == 0
-    assert _inspect(daemon, "detachable")["State"]["Running"]
+    assert inspect_container(daemon, "detachable")["State"]["Running"]
     again = _docker_pty(daemon, "attach", "detachable")
     again.wait_raw()
     again.send(b"echo two\r")
@@ -226,7 +223,7 @@ def test_detach_keys_then_attach(daemon: SampanDaemon) -> None:
     third.wait_raw()
     third.send(b"exit 4\r")
     assert third.wait() == 4
-    assert _inspect(daemon, "detachable")["State"]["ExitCode"] == 4
+    assert inspect_container(daemon, "detachable")["State"]["ExitCode"] == 4
     daemon.docker("rm", "detachable")
 
 
@@ -277,7 +274,7 @@ def test_exec_stdin_piped_and_detached(daemon: SampanDaemon, sleeper: str) -> No
     done = _docker_input(daemon, b"piped\n", "exec", "-i", sleeper, "cat")
     assert (done.returncode, done.stdout) == (0, b"piped\n")
     daemon.docker("exec", "-d", sleeper, "sh", "-c", "sleep 0.3; echo x > /tmp/done")
-    _until("the detached exec", lambda: daemon.docker("exec", sleeper, "cat", "/tmp/done",
+    wait_until("the detached exec", lambda: daemon.docker("exec", sleeper, "cat", "/tmp/done",
                                                        check=False).stdout == "x\n")  # fmt: skip
 
 
@@ -301,7 +298,9 @@ def test_exec_api_shapes_and_bad_input(daemon: SampanDaemon, sleeper: str) -> No
                                      "privileged": False, "tty": False, "user": ""}  # fmt: skip
     status, _ = daemon.api_json("POST", f"/exec/{eid}/start", {"Detach": True})
     assert status == 200
-    _until("the exit code", lambda: daemon.api_json("GET", f"/exec/{eid}/json")[1]["ExitCode"] == 7)
+    wait_until(
+        "the exit code", lambda: daemon.api_json("GET", f"/exec/{eid}/json")[1]["ExitCode"] == 7
+    )
     assert daemon.api_json("POST", f"/exec/{eid}/start", {"Detach": True})[0] == 409
     assert daemon.api_json("GET", "/exec/nope/json")[0] == 404
     assert daemon.api_json("POST", f"/containers/{sleeper}/exec", {"Cmd": []})[0] == 400
@@ -347,18 +346,18 @@ def test_exec_client_leaving_mid_stream_leaks_nothing(
 ) -> None:
     needle = f"sleep {731 + tty}"
     sock = _hijacked_exec_start(daemon, sleeper, needle.split(), tty)
-    _until("the exec to run", lambda: len(_procs_with(needle, sleeper)) == 1)
+    wait_until("the exec to run", lambda: len(_procs_with(needle, sleeper)) == 1)
     sock.close()  # mid-stream
-    _until("the exec to be killed", lambda: not _procs_with(needle, sleeper))
+    wait_until("the exec to be killed", lambda: not _procs_with(needle, sleeper))
     # and through the docker CLI, killed with SIGKILL
     needle = f"sleep {741 + tty}"
     cli = subprocess.Popen(["docker", "exec", *(["-t"] if tty else []), sleeper, *needle.split()],
                            env=daemon.env(), stdin=subprocess.DEVNULL,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    _until("the exec to run", lambda: len(_procs_with(needle, sleeper)) == 1)
+    wait_until("the exec to run", lambda: len(_procs_with(needle, sleeper)) == 1)
     cli.kill()
     cli.wait()
-    _until("the exec to be killed", lambda: not _procs_with(needle, sleeper))
+    wait_until("the exec to be killed", lambda: not _procs_with(needle, sleeper))
 
 
 def test_sampan_cli_exec(daemon: SampanDaemon, sleeper: str) -> None:
@@ -373,7 +372,7 @@ def test_sampan_cli_exec(daemon: SampanDaemon, sleeper: str) -> None:
     done = _sampan(daemon, "exec", "-it", sleeper, "sh", input=b"")
     assert done.returncode == 1 and b"the input device is not a TTY" in done.stderr
     assert _sampan(daemon, "exec", "-d", sleeper, "touch", "/tmp/d").returncode == 0
-    _until("the detached exec", lambda: _sampan(daemon, "exec", sleeper, "ls", "/tmp/d")
+    wait_until("the detached exec", lambda: _sampan(daemon, "exec", sleeper, "ls", "/tmp/d")
            .returncode == 0)  # fmt: skip
 
 
@@ -422,7 +421,7 @@ def test_log_rotation_bounds_files_and_logs_read_across(daemon: SampanDaemon) ->
     script = "for i in $(seq 1 300); do echo line-$i; done"
     daemon.docker("run", "--name", "rotating", "--log-opt", "max-size=1k", "--log-opt",
                   "max-file=3", "busybox", "sh", "-c", script)  # fmt: skip
-    cid = _inspect(daemon, "rotating")["Id"]
+    cid = inspect_container(daemon, "rotating")["Id"]
     files = sorted(p.name for p in (daemon.root / "containers" / cid).glob("*-json.log*"))
     assert files == [f"{cid}-json.log", f"{cid}-json.log.1", f"{cid}-json.log.2"]
     for name in files:
@@ -431,7 +430,7 @@ def test_log_rotation_bounds_files_and_logs_read_across(daemon: SampanDaemon) ->
     assert lines[-1] == "line-300"
     assert lines == [f"line-{i}" for i in range(301 - len(lines), 301)]  # in order, no gaps
     assert daemon.docker("logs", "--tail", "2", "rotating").stdout == "line-299\nline-300\n"
-    host = _inspect(daemon, "rotating")["HostConfig"]["LogConfig"]
+    host = inspect_container(daemon, "rotating")["HostConfig"]["LogConfig"]
     assert host == {"Type": "json-file", "Config": {"max-size": "1k", "max-file": "3"}}
     daemon.docker("rm", "rotating")
 
@@ -480,7 +479,7 @@ def _attach_and_echo(sd: SampanDaemon, name: str, line: bytes) -> bytes:
 def test_kill_daemon_with_open_stdin_then_attach(tmp_path: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root")
-    sd = _bootstrapped(tmp_path)
+    sd = bootstrapped(tmp_path)
     try:
         sd.docker("run", "-d", "-i", "--name", "reader", "busybox", "sh", "-c",
                   "while read l; do echo got:$l; done")  # fmt: skip
@@ -532,9 +531,9 @@ def test_events_and_exec_ids(daemon: SampanDaemon) -> None:
     since = str(int(time.time()) - 1)
     cid = daemon.docker("run", "-d", "-it", "busybox", "sh").stdout.strip()
     term = _docker_pty(daemon, "exec", "-it", cid, "sh", "-c", "sleep 1; exit 3")
-    _until("the exec's id in inspect", lambda: bool(_inspect(daemon, cid)["ExecIDs"]))
+    wait_until("the exec's id in inspect", lambda: bool(inspect_container(daemon, cid)["ExecIDs"]))
     assert term.wait() == 3
-    assert _inspect(daemon, cid)["ExecIDs"] is None
+    assert inspect_container(daemon, cid)["ExecIDs"] is None
     assert daemon.api("POST", f"/containers/{cid}/resize?h=20&w=70")[0] == 200
     daemon.docker("rm", "-f", cid)
     until = str(int(time.time()) + 1)

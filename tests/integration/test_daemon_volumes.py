@@ -18,13 +18,19 @@ import sys
 import tarfile
 import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.daemon_fixtures import REPO, SampanDaemon, needs_docker_cli
+from tests.integration.daemon_fixtures import (
+    REPO,
+    SampanDaemon,
+    bootstrapped,
+    busybox_daemon,
+    needs_docker_cli,
+    wait_until,
+)
 
 pytestmark = needs_docker_cli
 
@@ -53,36 +59,15 @@ def _volume_image_tar() -> io.BytesIO:
     return out
 
 
-def _bootstrapped(base: Path, volume_image: bool = False) -> SampanDaemon:
-    from sampan.image import bootstrap
+def _volume_image(store: Any) -> None:
+    """with-volume:1, an image with VOLUME /vol."""
     from sampan.image.archive_import import import_rootfs
-    from sampan.image.store import ImageStore
 
-    running = SampanDaemon(base)
-    with ImageStore(str(running.root / "image")) as store:
-        bootstrap.busybox(store, ["busybox:latest"])
-        if volume_image:
-            changes = ["VOLUME /vol", "ENV PATH=/bin", 'CMD ["sh"]']
-            import_rootfs(store, _volume_image_tar(), changes=changes, ref="with-volume:1")
-    return running.start()
+    changes = ["VOLUME /vol", "ENV PATH=/bin", 'CMD ["sh"]']
+    import_rootfs(store, _volume_image_tar(), changes=changes, ref="with-volume:1")
 
 
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampanDaemon]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
-    running = _bootstrapped(tmp_path_factory.mktemp("volumes"), volume_image=True)
-    yield running
-    running.docker("rm", "-f", *running.docker("ps", "-aq").stdout.split(), check=False)
-    running.stop()
-
-
-def _until(what: str, check: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+daemon = busybox_daemon("volumes", _volume_image)
 
 
 def _mounts_under(path: Path) -> list[str]:
@@ -370,7 +355,7 @@ def test_local_driver_tmpfs_device(daemon: SampanDaemon) -> None:
     assert _mounts_under(data) == [str(data)]  # the first still uses it
     assert (data / "f").read_text() == "kept\n"
     daemon.docker("wait", cid)
-    _until("the volume's tmpfs unmounted", lambda: not _mounts_under(data))
+    wait_until("the volume's tmpfs unmounted", lambda: not _mounts_under(data))
     assert daemon.docker("logs", cid).stdout.split()[1] == "5120"
     mounts = json.loads(daemon.docker("inspect", cid).stdout)[0]["Mounts"]
     assert mounts == [{"Type": "volume", "Name": "tmpfs-vol", "Source": str(data),
@@ -519,7 +504,7 @@ def test_zz_no_mounts_left(daemon: SampanDaemon) -> None:
 def test_kill_9_restart_keeps_users_and_cleans_up(tmp_path: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root")
-    d = _bootstrapped(tmp_path / "restart")
+    d = bootstrapped(tmp_path / "restart")
     try:
         d.docker("volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o",
                  "o=size=1m", "rs-tmpfs")  # fmt: skip
@@ -534,7 +519,7 @@ def test_kill_9_restart_keeps_users_and_cleans_up(tmp_path: Path) -> None:
         time.sleep(1.5)  # the container exits while the daemon is down
         d.start()
         assert not (d.root / "volumes" / "half-made").exists()
-        _until("the volume's tmpfs unmounted", lambda: not _mounts_under(data))
+        wait_until("the volume's tmpfs unmounted", lambda: not _mounts_under(data))
         assert "rs-tmpfs" in d.docker("volume", "ls", "-q").stdout
         busy = d.docker("volume", "rm", "rs-used", check=False)
         assert busy.returncode == 1 and used in busy.stderr
