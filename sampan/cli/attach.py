@@ -13,10 +13,10 @@ signals to the container.
 from __future__ import annotations
 
 import os
-import sys
 
 from sampan.api.client import ApiError, Client, Response, quote
 from sampan.cli.args import Flag, parse
+from sampan.cli.client import err
 from sampan.cli.interactive import SignalProxy, Terminal, pump
 from sampan.cli.main import Context, Usage
 
@@ -27,12 +27,6 @@ if TYPE_CHECKING:
 __all__ = ["attach_query", "cmd_attach", "start_attached"]
 
 ESCAPED = "read escape sequence"
-
-
-def _err(line: str) -> None:
-    sys.stdout.flush()
-    sys.stderr.write(line + "\n")
-    sys.stderr.flush()
 
 
 def attach_query(stdin: bool, streams: set[str], keys: str) -> dict[str, str]:
@@ -98,7 +92,7 @@ def start_attached(
         attach.close()
     error = (doc.get("Error") or {}).get("Message")
     if error:
-        _err(f"sampan: {error}")
+        err(f"sampan: {error}")
     return int(doc.get("StatusCode", 255))
 
 
@@ -123,16 +117,16 @@ def cmd_attach(ctx: Context, argv: list[str]) -> int:
         cid = str(doc["Id"])
         state = doc.get("State") or {}
         if state.get("Paused"):
-            _err("You cannot attach to a paused container, unpause it first")
+            err("You cannot attach to a paused container, unpause it first")
             return 1
         if not state.get("Running"):
-            _err("You cannot attach to a stopped container, start it first")
+            err("You cannot attach to a stopped container, start it first")
             return 1
         config = doc.get("Config") or {}
         tty = bool(config.get("Tty"))
         stdin = bool(config.get("OpenStdin")) and not opts["no_stdin"]
         if tty and stdin and not os.isatty(0):
-            _err("the input device is not a TTY")
+            err("the input device is not a TTY")
             return 1
         query = attach_query(stdin, {"stdout", "stderr"}, keys)
         attach = client.hijack(f"/containers/{cid}/attach", query)
@@ -140,16 +134,16 @@ def cmd_attach(ctx: Context, argv: list[str]) -> int:
             detached = _session(client, cid, attach, tty=tty, stdin=stdin, keys=keys,
                                 sig_proxy=opts["sig_proxy"])  # fmt: skip
         if detached:
-            _err(ESCAPED)
+            err(ESCAPED)
             return 1
         done = client.json("POST", f"/containers/{cid}/wait", {"condition": "not-running"})
         return int((done or {}).get("StatusCode", 0))
     except ApiError as exc:
-        _err(f"Error response from daemon: {exc.message}")
+        err(f"Error response from daemon: {exc.message}")
     except Exception as exc:  # the daemon's absence, a bad flag value
         from sampan.errors import describe
 
-        _err(f"sampan: {describe(exc)}")
+        err(f"sampan: {describe(exc)}")
     return 1
 
 
@@ -162,7 +156,7 @@ def start_existing(
     tty = bool(config.get("Tty"))
     stdin = stdin and bool(config.get("OpenStdin"))
     if tty and stdin and not os.isatty(0):
-        _err("the input device is not a TTY")
+        err("the input device is not a TTY")
         return 1
     return start_attached(client, str(doc.get("Id") or ref), condition, start, stdin=stdin,
                           tty=tty, keys=keys)  # fmt: skip

@@ -1,4 +1,4 @@
-"""What the image and system commands share as clients of the daemon.
+"""What the CLI's commands share as clients of the daemon.
 
 ``daemon_errors`` prints the daemon's refusals as docker's CLI does
 ("Error response from daemon: ...") and its absence as one line; the
@@ -26,7 +26,15 @@ if TYPE_CHECKING:
     from sampan.cli.main import Context
     from sampan.image.progress import Progress
 
-__all__ = ["client", "daemon_errors", "err", "follow_progress", "query_string", "registry_auth"]
+__all__ = [
+    "client",
+    "daemon_errors",
+    "each",
+    "err",
+    "follow_progress",
+    "query_string",
+    "registry_auth",
+]
 
 
 def client(ctx: Context) -> Client:
@@ -39,15 +47,33 @@ def err(line: str) -> None:
     sys.stderr.flush()
 
 
-def daemon_errors(run: Callable[[], int], failure: int = 1) -> int:
-    """RUN(); the daemon's refusal or its absence printed as docker prints them."""
+def daemon_errors(run: Callable[[], int], failure: int = 1, prefix: str = "") -> int:
+    """RUN(); the daemon's refusal or its absence printed as docker prints them (after
+    PREFIX: run's "sampan: "), FAILURE returned."""
     try:
         return run()
     except DaemonUnreachable as exc:
-        err(str(exc))
+        err(f"{prefix}{exc}")
     except ApiError as exc:
-        err(f"Error response from daemon: {exc.message}")
+        err(f"{prefix}Error response from daemon: {exc.message}")
     return failure
+
+
+def each(args: list[str], act: Callable[[str], str | None]) -> int:
+    """ACT on every argument (docker's stop/kill/rm/wait): print what it returns, report
+    each failure, exit 1 if any failed.  An absent daemon ends it at once."""
+    failed = False
+    for name in args:
+        try:
+            out = act(name)
+        except ApiError as exc:
+            err(f"Error response from daemon: {exc.message}")
+            failed = True
+            continue
+        if out is not None:
+            sys.stdout.write(out + "\n")
+            sys.stdout.flush()
+    return 1 if failed else 0
 
 
 def query_string(pairs: list[tuple[str, str]]) -> str:

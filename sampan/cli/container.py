@@ -22,15 +22,16 @@ import os
 import sys
 import time
 
-from sampan.api.client import ApiError, Client, DaemonUnreachable, demux, quote
+from sampan.api.client import ApiError, Client, demux, quote
 from sampan.cli import lifecycle, limits, mount_opts
 from sampan.cli.args import Flag, parse
+from sampan.cli.client import daemon_errors, each, err
 from sampan.cli.main import Context, Usage
 from sampan.errors import InvalidArgument, SampanError, Unsupported, describe
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Iterable
     from typing import Any
 
 __all__ = [
@@ -51,48 +52,10 @@ __all__ = [
 HELP = Flag("--help", "bool", "show help")
 
 
-def _client(ctx: Context) -> Client:
-    return Client(ctx.host)
-
-
-def _err(line: str) -> None:
-    sys.stdout.flush()
-    sys.stderr.write(line + "\n")
-    sys.stderr.flush()
-
-
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
-
-
-def _daemon_errors(run: Callable[[], int], prefix: str = "", failure: int = 1) -> int:
-    """RUN(); the daemon's refusals and its absence printed as docker prints them."""
-    try:
-        return run()
-    except DaemonUnreachable as exc:
-        _err(f"{prefix}{exc}")
-    except ApiError as exc:
-        _err(f"{prefix}Error response from daemon: {exc.message}")
-    return failure
-
-
-def _each(args: list[str], act: Callable[[str], str | None]) -> int:
-    """ACT on every argument (docker's stop/kill/rm/wait): print what it returns, report
-    each failure, exit 1 if any failed.  An absent daemon ends it at once."""
-    failed = False
-    for name in args:
-        try:
-            out = act(name)
-        except ApiError as exc:
-            _err(f"Error response from daemon: {exc.message}")
-            failed = True
-            continue
-        if out is not None:
-            sys.stdout.write(out + "\n")
-            sys.stdout.flush()
-    return 1 if failed else 0
 
 
 # -- run and create ----------------------------------------------------------------------
@@ -258,7 +221,7 @@ def _pull(client: Client, image: str) -> None:
             raise ApiError(500, str(doc["error"]))
         status = doc.get("status")
         if status and not doc.get("progressDetail"):
-            _err(f"{doc['id']}: {status}" if doc.get("id") else str(status))
+            err(f"{doc['id']}: {status}" if doc.get("id") else str(status))
 
 
 def _create(client: Client, opts: dict[str, Any], args: list[str]) -> str:
@@ -270,11 +233,11 @@ def _create(client: Client, opts: dict[str, Any], args: list[str]) -> str:
     except ApiError as exc:
         if exc.status != 404 or not exc.message.startswith("No such image: "):
             raise
-        _err(f"Unable to find image '{exc.message.removeprefix('No such image: ')}' locally")
+        err(f"Unable to find image '{exc.message.removeprefix('No such image: ')}' locally")
         _pull(client, image)
         doc = client.json("POST", "/containers/create", query, body)
     for warning in doc.get("Warnings") or []:
-        _err(f"WARNING: {warning}")
+        err(f"WARNING: {warning}")
     return str(doc["Id"])
 
 
@@ -309,7 +272,7 @@ def _parse_create(
 
 
 def _usage_error(command: str, exc: BaseException) -> int:
-    _err(f"sampan: {describe(exc)}\nSee 'sampan {command} --help'.")
+    err(f"sampan: {describe(exc)}\nSee 'sampan {command} --help'.")
     return 125
 
 
@@ -321,13 +284,13 @@ def cmd_run(ctx: Context, argv: list[str]) -> int:
     if opts["help"]:
         print("Usage:  sampan run [OPTIONS] IMAGE [COMMAND] [ARG...]")
         return 0
-    client = _client(ctx)
+    client = Client(ctx.host)
 
     def run() -> int:
         try:
             stdio = _stdio_fields(opts, not opts["detach"])
             if stdio["Tty"] and stdio["AttachStdin"] and not os.isatty(0):
-                _err("the input device is not a TTY")
+                err("the input device is not a TTY")
                 return 1
             cid = _create(client, opts, args)
         except (InvalidArgument, Unsupported) as exc:
@@ -344,12 +307,12 @@ def cmd_run(ctx: Context, argv: list[str]) -> int:
                 )  # fmt: skip
             _start(client, cid)
         except _StartFailed as exc:
-            _err(f"sampan: Error response from daemon: {exc.message}")
+            err(f"sampan: Error response from daemon: {exc.message}")
             return exit_code_of_start_error(exc.message)
         print(cid)
         return 0
 
-    return _daemon_errors(run, prefix="sampan: ", failure=125)
+    return daemon_errors(run, prefix="sampan: ", failure=125)
 
 
 class _StartFailed(ApiError):
@@ -371,13 +334,13 @@ def cmd_create(ctx: Context, argv: list[str]) -> int:
     if opts["help"]:
         print("Usage:  sampan create [OPTIONS] IMAGE [COMMAND] [ARG...]")
         return 0
-    client = _client(ctx)
+    client = Client(ctx.host)
 
     def create() -> int:
         print(_create(client, opts, args))
         return 0
 
-    return _daemon_errors(create)
+    return daemon_errors(create)
 
 
 # -- start, stop, kill, rm, wait -----------------------------------------------------------
@@ -399,7 +362,7 @@ def cmd_start(ctx: Context, argv: list[str]) -> int:
              Flag("--interactive,-i", "bool", "attach the container's STDIN"),
              Flag("--detach-keys", "str", "override the key sequence for detaching")]  # fmt: skip
     opts = _simple(argv, flags, "start", "[OPTIONS] CONTAINER [CONTAINER...]")
-    client = _client(ctx)
+    client = Client(ctx.host)
     names: list[str] = opts["args"]
     if opts["attach"] or opts["interactive"]:
         if len(names) != 1:
@@ -410,67 +373,67 @@ def cmd_start(ctx: Context, argv: list[str]) -> int:
                 return _start_attached(client, quote(names[0]), "next-exit",
                                        opts["interactive"], opts["detach_keys"] or "")  # fmt: skip
             except _StartFailed as exc:
-                _err(f"Error response from daemon: {exc.message}")
+                err(f"Error response from daemon: {exc.message}")
                 return exit_code_of_start_error(exc.message)
 
-        return _daemon_errors(attached)
+        return daemon_errors(attached)
 
     def start(name: str) -> str:
         client.request("POST", f"/containers/{quote(name)}/start")
         return name
 
-    return _daemon_errors(lambda: _each(names, start))
+    return daemon_errors(lambda: each(names, start))
 
 
 def cmd_stop(ctx: Context, argv: list[str]) -> int:
     flags = [Flag("--time,-t", "int", "seconds to wait before killing the container"),
              Flag("--signal,-s", "str", "signal to send to the container")]  # fmt: skip
     opts = _simple(argv, flags, "stop", "[OPTIONS] CONTAINER [CONTAINER...]")
-    client = _client(ctx)
+    client = Client(ctx.host)
     query = {"t": opts["time"], "signal": opts["signal"]}
 
     def stop(name: str) -> str:
         client.request("POST", f"/containers/{quote(name)}/stop", query).read()
         return name
 
-    return _daemon_errors(lambda: _each(opts["args"], stop))
+    return daemon_errors(lambda: each(opts["args"], stop))
 
 
 def cmd_kill(ctx: Context, argv: list[str]) -> int:
     flags = [Flag("--signal,-s", "str", "signal to send to the container (default KILL)")]
     opts = _simple(argv, flags, "kill", "[OPTIONS] CONTAINER [CONTAINER...]")
-    client = _client(ctx)
+    client = Client(ctx.host)
 
     def kill(name: str) -> str:
         client.request("POST", f"/containers/{quote(name)}/kill", {"signal": opts["signal"]})
         return name
 
-    return _daemon_errors(lambda: _each(opts["args"], kill))
+    return daemon_errors(lambda: each(opts["args"], kill))
 
 
 def cmd_rm(ctx: Context, argv: list[str]) -> int:
     flags = [Flag("--force,-f", "bool", "force the removal of a running container"),
              Flag("--volumes,-v", "bool", "remove anonymous volumes of the container")]  # fmt: skip
     opts = _simple(argv, flags, "rm", "[OPTIONS] CONTAINER [CONTAINER...]")
-    client = _client(ctx)
+    client = Client(ctx.host)
     query = {"force": opts["force"], "v": opts["volumes"]}
 
     def rm(name: str) -> str:
         client.request("DELETE", f"/containers/{quote(name)}", query).read()
         return name
 
-    return _daemon_errors(lambda: _each(opts["args"], rm))
+    return daemon_errors(lambda: each(opts["args"], rm))
 
 
 def cmd_wait(ctx: Context, argv: list[str]) -> int:
     opts = _simple(argv, [], "wait", "CONTAINER [CONTAINER...]")
-    client = _client(ctx)
+    client = Client(ctx.host)
 
     def wait(name: str) -> str:
         doc = client.json("POST", f"/containers/{quote(name)}/wait") or {}
         return str(doc.get("StatusCode", ""))
 
-    return _daemon_errors(lambda: _each(opts["args"], wait))
+    return daemon_errors(lambda: each(opts["args"], wait))
 
 
 # -- logs ------------------------------------------------------------------------------
@@ -515,7 +478,7 @@ def cmd_logs(ctx: Context, argv: list[str]) -> int:
     query = {"stdout": True, "stderr": True, "follow": opts["follow"], "tail": opts["tail"],
              "timestamps": opts["timestamps"], "since": _since(opts["since"], now),
              "until": _since(opts["until"], now)}  # fmt: skip
-    client = _client(ctx)
+    client = Client(ctx.host)
 
     def logs() -> int:
         response = client.request("GET", f"/containers/{quote(opts['args'][0])}/logs", query)
@@ -526,7 +489,7 @@ def cmd_logs(ctx: Context, argv: list[str]) -> int:
             response.close()
         return 0
 
-    return _daemon_errors(logs)
+    return daemon_errors(logs)
 
 
 # -- ps --------------------------------------------------------------------------------
@@ -623,7 +586,7 @@ def cmd_ps(ctx: Context, argv: list[str]) -> int:
     sized = opts["size"] or ".Size" in (opts["format"] or "")
     query = {"all": opts["all"] or last > 0, "limit": last if last > 0 else None,
              "filters": _filters(opts["filter"]), "size": sized or None}  # fmt: skip
-    client = _client(ctx)
+    client = Client(ctx.host)
 
     def ps() -> int:
         found = client.json("GET", "/containers/json", query) or []
@@ -641,7 +604,7 @@ def cmd_ps(ctx: Context, argv: list[str]) -> int:
         sys.stdout.write(render(spec, rows, CONTAINER_HEADERS, default_table=table))
         return 0
 
-    return _daemon_errors(ps)
+    return daemon_errors(ps)
 
 
 # -- inspect ---------------------------------------------------------------------------
@@ -663,8 +626,8 @@ def _print_docs(docs: list[Any], template: str | None) -> None:
 
 def cmd_container_inspect(ctx: Context, argv: list[str]) -> int:
     flags = [f for f in INSPECT_FLAGS if f.dest != "type"]
-    opts = _simple(argv, flags[:1] + flags[2:], "container inspect", "[OPTIONS] CONTAINER...")
-    client = _client(ctx)
+    opts = _simple(argv, flags, "container inspect", "[OPTIONS] CONTAINER...")
+    client = Client(ctx.host)
     docs: list[Any] = []
 
     query = {"size": "1"} if opts["size"] else None
@@ -672,7 +635,7 @@ def cmd_container_inspect(ctx: Context, argv: list[str]) -> int:
     def inspect(name: str) -> None:
         docs.append(client.json("GET", f"/containers/{quote(name)}/json", query))
 
-    code = _daemon_errors(lambda: _each(opts["args"], inspect))
+    code = daemon_errors(lambda: each(opts["args"], inspect))
     _print_docs(docs, opts["format"])
     return code
 
@@ -688,7 +651,7 @@ def cmd_inspect(ctx: Context, argv: list[str]) -> int:
     kind = opts["type"]
     if kind not in (None, "container", "image"):
         raise InvalidArgument(f'"{kind}" is not a valid value for --type')
-    client = _client(ctx)
+    client = Client(ctx.host)
     docs: list[Any] = []
     missing: list[str] = []
     kinds = (("container", "/containers"), ("image", "/images"))
@@ -709,9 +672,9 @@ def cmd_inspect(ctx: Context, argv: list[str]) -> int:
                 missing.append(name)
         return 0
 
-    if _daemon_errors(inspect):
+    if daemon_errors(inspect):
         return 1
     _print_docs(docs, opts["format"])
     for name in missing:
-        _err(f"Error: No such {kind or 'object'}: {name}")
+        err(f"Error: No such {kind or 'object'}: {name}")
     return 1 if missing else 0

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import sys
 
-from sampan.api.client import ApiError, Client, DaemonUnreachable, quote
+from sampan.api.client import ApiError, Client, quote
 from sampan.cli.args import Flag, parse
+from sampan.cli.client import daemon_errors, err
 from sampan.cli.main import Context, Usage
 
 TYPE_CHECKING = False
@@ -23,12 +24,6 @@ __all__ = ["cmd_pause", "cmd_top", "cmd_unpause", "cmd_update", "top_table"]
 HELP = Flag("--help", "bool", "show help")
 
 
-def _err(line: str) -> None:
-    sys.stdout.flush()
-    sys.stderr.write(line + "\n")
-    sys.stderr.flush()
-
-
 def _each(names: list[str], act: Callable[[str], None]) -> int:
     """ACT on each name, printing it; a refusal is reported and the exit code is 1."""
     failed = False
@@ -36,22 +31,12 @@ def _each(names: list[str], act: Callable[[str], None]) -> int:
         try:
             act(name)
         except ApiError as exc:
-            _err(f"Error response from daemon: {exc.message}")
+            err(f"Error response from daemon: {exc.message}")
             failed = True
             continue
         sys.stdout.write(name + "\n")
         sys.stdout.flush()
     return 1 if failed else 0
-
-
-def _run(work: Callable[[], int]) -> int:
-    try:
-        return work()
-    except DaemonUnreachable as exc:
-        _err(str(exc))
-    except ApiError as exc:
-        _err(f"Error response from daemon: {exc.message}")
-    return 1
 
 
 def _args(argv: list[str], flags: list[Flag], command: str, usage: str) -> tuple[Any, list[str]]:
@@ -67,14 +52,14 @@ def _args(argv: list[str], flags: list[Flag], command: str, usage: str) -> tuple
 def cmd_pause(ctx: Context, argv: list[str]) -> int:
     _, names = _args(argv, [], "pause", "CONTAINER [CONTAINER...]")
     client = Client(ctx.host)
-    return _run(lambda: _each(names, lambda n: client.request(
+    return daemon_errors(lambda: _each(names, lambda n: client.request(
         "POST", f"/containers/{quote(n)}/pause").close()))  # fmt: skip
 
 
 def cmd_unpause(ctx: Context, argv: list[str]) -> int:
     _, names = _args(argv, [], "unpause", "CONTAINER [CONTAINER...]")
     client = Client(ctx.host)
-    return _run(lambda: _each(names, lambda n: client.request(
+    return daemon_errors(lambda: _each(names, lambda n: client.request(
         "POST", f"/containers/{quote(n)}/unpause").close()))  # fmt: skip
 
 
@@ -90,9 +75,9 @@ def cmd_update(ctx: Context, argv: list[str]) -> int:
     def update(name: str) -> None:
         doc = client.json("POST", f"/containers/{quote(name)}/update", body=body) or {}
         for warning in doc.get("Warnings") or []:
-            _err(f"WARNING: {warning}")
+            err(f"WARNING: {warning}")
 
-    return _run(lambda: _each(names, update))
+    return daemon_errors(lambda: _each(names, update))
 
 
 def top_table(doc: dict[str, Any]) -> str:
@@ -114,4 +99,4 @@ def cmd_top(ctx: Context, argv: list[str]) -> int:
         sys.stdout.write(top_table(doc))
         return 0
 
-    return _run(top)
+    return daemon_errors(top)

@@ -11,11 +11,11 @@ Errors from the daemon exit 1 ("No such container", "is not running").
 from __future__ import annotations
 
 import os
-import sys
 import time
 
 from sampan.api.client import ApiError, Client, quote
 from sampan.cli.args import Flag, parse
+from sampan.cli.client import err
 from sampan.cli.main import Context
 
 __all__ = ["cmd_exec"]
@@ -34,14 +34,8 @@ FLAGS = [
 ]
 
 
-def _err(line: str) -> None:
-    sys.stdout.flush()
-    sys.stderr.write(line + "\n")
-    sys.stderr.flush()
-
-
 def _usage(message: str) -> int:
-    _err(f"sampan: {message}\nSee 'sampan exec --help'.")
+    err(f"sampan: {message}\nSee 'sampan exec --help'.")
     return 1
 
 
@@ -74,7 +68,7 @@ def cmd_exec(ctx: Context, argv: list[str]) -> int:
             "Cmd": args[1:],
         }
         if body["Tty"] and body["AttachStdin"] and not os.isatty(0):
-            _err("the input device is not a TTY")
+            err("the input device is not a TTY")
             return 1
         created = client.json("POST", f"/containers/{quote(args[0])}/exec", None, body)
         eid = str(created["Id"])
@@ -83,9 +77,9 @@ def cmd_exec(ctx: Context, argv: list[str]) -> int:
             return 0
         return _attached(client, eid, body)
     except ApiError as exc:
-        _err(f"Error response from daemon: {exc.message}")
+        err(f"Error response from daemon: {exc.message}")
     except SampanError as exc:
-        _err(f"sampan: {describe(exc)}")
+        err(f"sampan: {describe(exc)}")
     return 1
 
 
@@ -105,7 +99,7 @@ def _attached(client: Client, eid: str, body: dict[str, object]) -> int:
     with Terminal(tty and stdin):
         detached = pump(response, tty=tty, stdin=stdin, keys=keys, resize=resize if tty else None)
     if detached:
-        _err("read escape sequence")
+        err("read escape sequence")
         return 1
     deadline = time.monotonic() + 10
     while True:

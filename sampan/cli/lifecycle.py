@@ -132,25 +132,27 @@ def host_config(opts: dict[str, Any]) -> dict[str, Any]:
 
 
 def cmd_restart(ctx: Context, argv: list[str]) -> int:
-    from sampan.api.client import quote
-    from sampan.cli.container import _client, _daemon_errors, _each, _simple
+    from sampan.api.client import Client, quote
+    from sampan.cli.client import daemon_errors, each
+    from sampan.cli.container import _simple
 
     flags = [Flag("--time,-t", "int", "seconds to wait before killing the container"),
              Flag("--signal,-s", "str", "signal to send to the container")]  # fmt: skip
     opts = _simple(argv, flags, "restart", "[OPTIONS] CONTAINER [CONTAINER...]")
-    client = _client(ctx)
+    client = Client(ctx.host)
     query = {"t": opts["time"], "signal": opts["signal"]}
 
     def restart(name: str) -> str:
         client.request("POST", f"/containers/{quote(name)}/restart", query).read()
         return name
 
-    return _daemon_errors(lambda: _each(opts["args"], restart))
+    return daemon_errors(lambda: each(opts["args"], restart))
 
 
 def cmd_rename(ctx: Context, argv: list[str]) -> int:
-    from sampan.api.client import ApiError, quote
-    from sampan.cli.container import _client, _daemon_errors, _err, _simple
+    from sampan.api.client import ApiError, Client, quote
+    from sampan.cli.client import daemon_errors, err
+    from sampan.cli.container import _simple
     from sampan.cli.main import Usage
 
     opts = _simple(argv, [], "rename", "CONTAINER NEW_NAME")
@@ -159,23 +161,25 @@ def cmd_rename(ctx: Context, argv: list[str]) -> int:
     old, new = (a.strip() for a in opts["args"])
     if not old or not new:
         raise InvalidArgument("Neither old nor new names may be empty")
-    client = _client(ctx)
+    client = Client(ctx.host)
 
     def rename() -> int:
         try:
             client.request("POST", f"/containers/{quote(old)}/rename", {"name": new}).read()
         except ApiError as exc:
-            _err(f"Error response from daemon: {exc.message}")
-            _err(f"Error: failed to rename container named {old}")
+            err(f"Error response from daemon: {exc.message}")
+            err(f"Error: failed to rename container named {old}")
             return 1
         return 0
 
-    return _daemon_errors(rename)
+    return daemon_errors(rename)
 
 
 def cmd_container_prune(ctx: Context, argv: list[str]) -> int:
+    from sampan.api.client import Client
     from sampan.cli.args import parse
-    from sampan.cli.container import HELP, _client, _daemon_errors, _filters
+    from sampan.cli.client import daemon_errors
+    from sampan.cli.container import HELP, _filters
     from sampan.units import human_size
 
     flags = [Flag("--force,-f", "bool", "do not prompt for confirmation"),
@@ -197,7 +201,7 @@ def cmd_container_prune(ctx: Context, argv: list[str]) -> int:
         if answer not in ("y", "yes"):
             return 0
     query = {"filters": _filters(opts["filter"])}
-    client = _client(ctx)
+    client = Client(ctx.host)
 
     def prune() -> int:
         doc = client.json("POST", "/containers/prune", query) or {}
@@ -208,7 +212,7 @@ def cmd_container_prune(ctx: Context, argv: list[str]) -> int:
         sys.stdout.write(f"Total reclaimed space: {human_size(reclaimed, 4)}\n")
         return 0
 
-    return _daemon_errors(prune)
+    return daemon_errors(prune)
 
 
 # -- events ---------------------------------------------------------------------------
@@ -267,8 +271,10 @@ def _template_row(event: dict[str, Any]) -> dict[str, Any]:
 
 def cmd_events(ctx: Context, argv: list[str]) -> int:
     from sampan import _json
+    from sampan.api.client import Client
     from sampan.cli.args import parse
-    from sampan.cli.container import HELP, _client, _daemon_errors, _filters
+    from sampan.cli.client import daemon_errors
+    from sampan.cli.container import HELP, _filters
     from sampan.cli.main import Usage
 
     flags = [Flag("--filter,-f", "list", "filter output based on conditions provided"),
@@ -291,7 +297,7 @@ def cmd_events(ctx: Context, argv: list[str]) -> int:
         from sampan.cli.format import Template
 
         template = Template(spec.replace("\\t", "\t").replace("\\n", "\n"))
-    client = _client(ctx)
+    client = Client(ctx.host)
 
     def events() -> int:
         response = client.request("GET", "/events", query)
@@ -313,6 +319,6 @@ def cmd_events(ctx: Context, argv: list[str]) -> int:
         return 0
 
     try:
-        return _daemon_errors(events)
+        return daemon_errors(events)
     except KeyboardInterrupt:
         return 0

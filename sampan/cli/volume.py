@@ -16,12 +16,12 @@ import sys
 
 from sampan.api.client import ApiError, Client, DaemonUnreachable, quote
 from sampan.cli.args import Flag, parse
+from sampan.cli.client import daemon_errors, err
 from sampan.cli.main import Context, Usage
 from sampan.errors import InvalidArgument
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from typing import Any
 
 __all__ = [
@@ -43,22 +43,6 @@ VOLUME_HEADERS = {
     "Links": "LINKS",
     "Size": "SIZE",
 }
-
-
-def _err(line: str) -> None:
-    sys.stdout.flush()
-    sys.stderr.write(line + "\n")
-    sys.stderr.flush()
-
-
-def _run(run: Callable[[], int]) -> int:
-    try:
-        return run()
-    except DaemonUnreachable as exc:
-        _err(str(exc))
-    except ApiError as exc:
-        _err(f"Error response from daemon: {exc.message}")
-    return 1
 
 
 def _args(argv: list[str], flags: list[Flag], usage: str) -> tuple[dict[str, Any], list[str]]:
@@ -117,7 +101,7 @@ def cmd_volume_create(ctx: Context, argv: list[str]) -> int:
         print(doc["Name"])
         return 0
 
-    return _run(create)
+    return daemon_errors(create)
 
 
 def volume_row(v: dict[str, Any]) -> dict[str, Any]:
@@ -152,7 +136,7 @@ def cmd_volume_ls(ctx: Context, argv: list[str]) -> int:
         doc = client.json("GET", "/volumes", query) or {}
         found = sorted(doc.get("Volumes") or [], key=lambda v: v.get("Name", ""))
         for warning in doc.get("Warnings") or []:
-            _err(warning)
+            err(warning)
         if opts["quiet"] and not opts["format"]:
             sys.stdout.write("".join(f"{v['Name']}\n" for v in found))
             return 0
@@ -166,7 +150,7 @@ def cmd_volume_ls(ctx: Context, argv: list[str]) -> int:
         sys.stdout.write(render(spec, rows, VOLUME_HEADERS, default_table=LS_TABLE))
         return 0
 
-    return _run(ls)
+    return daemon_errors(ls)
 
 
 def cmd_volume_inspect(ctx: Context, argv: list[str]) -> int:
@@ -182,10 +166,10 @@ def cmd_volume_inspect(ctx: Context, argv: list[str]) -> int:
             try:
                 docs.append(client.json("GET", f"/volumes/{quote(name)}"))
             except ApiError as exc:
-                _err(f"Error response from daemon: {exc.message}")
+                err(f"Error response from daemon: {exc.message}")
                 failed = True
     except DaemonUnreachable as exc:
-        _err(str(exc))
+        err(str(exc))
         return 1
     from sampan.cli.format import inspect_output
 
@@ -206,13 +190,13 @@ def cmd_volume_rm(ctx: Context, argv: list[str]) -> int:
             try:
                 client.request("DELETE", f"/volumes/{quote(name)}", {"force": opts["force"]})
             except ApiError as exc:
-                _err(f"Error response from daemon: {exc.message}")
+                err(f"Error response from daemon: {exc.message}")
                 failed = True
                 continue
             print(name)
         return 1 if failed else 0
 
-    return _run(rm)
+    return daemon_errors(rm)
 
 
 def cmd_volume_prune(ctx: Context, argv: list[str]) -> int:
@@ -246,4 +230,4 @@ def cmd_volume_prune(ctx: Context, argv: list[str]) -> int:
         print(f"Total reclaimed space: {human_size(doc.get('SpaceReclaimed') or 0)}")
         return 0
 
-    return _run(prune)
+    return daemon_errors(prune)
