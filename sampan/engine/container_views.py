@@ -40,8 +40,9 @@ def epoch(stamp: str) -> float:
 def inspect(service: ContainerService, ref: str) -> dict[str, Any]:
     """GET /containers/{id}/json."""
     c = service.get(ref)
-    with service.changed:
+    with service.changed:  # one consistent look: an exit changes the state in steps
         state = dict(c.state)
+        status = c.status
     args = list(c.config.get("Entrypoint") or []) + list(c.config.get("Cmd") or [])
     bundle = service.bundle(c)
     network = c.host_config["NetworkMode"]
@@ -52,9 +53,9 @@ def inspect(service: ContainerService, ref: str) -> dict[str, Any]:
         "Path": args[0] if args else "",
         "Args": args[1:],
         "State": {
-            "Status": c.status,
-            "Running": c.running,
-            "Paused": c.status == "paused",
+            "Status": status,
+            "Running": bool(state.get("Running")),
+            "Paused": status == "paused",
             "Restarting": False,
             "OOMKilled": False,
             "Dead": False,
