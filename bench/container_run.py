@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Containers through a daemon: `sampan run` vs docker and podman, speed and memory.
+"""Containers through a daemon: `sampan run` and `exec` vs docker and podman, speed and memory.
 
     .venv/bin/python bench/container_run.py [--runs 10] [--churn-runs 3] [--quick]
 
@@ -12,6 +12,7 @@ private storage of ../shared/peers/podman.sh (both have busybox), then:
    (`--network none`), podman (`--network none`, the podman command line of
    podman.sh without its bash wrapper and image check), and the docker CLI
    against sampan's daemon.  Rounds alternate the order; medians and ratios.
+   Then `exec C true` into a running busybox, the same way.
 2. Churn: 100 (20 with --quick) `run -d busybox sleep 300`, one after the
    other, then `rm -f` of each: containers per second, sampan vs docker.
 3. Memory, from /proc/PID/smaps_rollup: the idle daemons (sampan's vs
@@ -178,6 +179,29 @@ def bench_run(tools: Tools, runs: int) -> dict[str, list[float]]:
     return times
 
 
+def bench_exec(tools: Tools, runs: int) -> dict[str, list[float]]:
+    """`exec C true` into a running busybox: sampan vs docker (and the docker CLI on sampan)."""
+    sid = sh(tools.sampan("run", "-d", "busybox", "sleep", "300"))
+    did = sh(tools.docker("run", "-d", "--network", "none", "busybox", "sleep", "300"))
+    try:
+        cases = {
+            "sampan": tools.sampan("exec", sid, "true"),
+            "docker": tools.docker("exec", did, "true"),
+            "docker CLI -> sampan daemon": tools.docker_sampan("exec", sid, "true"),
+        }
+        for argv in cases.values():
+            timed(argv)
+        times: dict[str, list[float]] = {name: [] for name in cases}
+        order = list(cases)
+        for i in range(runs):
+            for name in order[i % len(order) :] + order[: i % len(order)]:
+                times[name].append(timed(cases[name]))
+        return times
+    finally:
+        subprocess.run(tools.sampan("rm", "-f", sid), capture_output=True)
+        subprocess.run(tools.docker("rm", "-f", did), capture_output=True)
+
+
 def churn(run: Callable[..., list[str]], count: int) -> tuple[float, float]:
     """Seconds for `count` sequential `run -d` and for the `rm -f` of each."""
     ids: list[str] = []
@@ -286,6 +310,14 @@ def main() -> int:
         times = bench_run(tools, opts.runs)
         med = {name: statistics.median(t) for name, t in times.items()}
         print(f"\nrun --rm busybox true, {opts.runs} rounds, median (min .. max):\n")
+        print("| client -> engine | time | ratio sampan/this |")
+        print("|---|---|---|")
+        for name, t in times.items():
+            print(f"| {name} | {fmt(t)} | {med['sampan'] / med[name]:.2f} |")
+
+        times = bench_exec(tools, opts.runs)
+        med = {name: statistics.median(t) for name, t in times.items()}
+        print(f"\nexec CONTAINER true, {opts.runs} rounds, median (min .. max):\n")
         print("| client -> engine | time | ratio sampan/this |")
         print("|---|---|---|")
         for name, t in times.items():
