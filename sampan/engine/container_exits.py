@@ -107,6 +107,8 @@ def restore(service: ContainerService) -> list[str]:
         if not pid:
             if c.running:
                 exited(service, c)
+            else:
+                _leftovers(service, c)  # a daemon killed during its start
             with service.changed:
                 service.restarts.restore(c)  # it exited while the daemon was down
             continue
@@ -123,6 +125,22 @@ def restore(service: ContainerService) -> list[str]:
         else:
             exited(service, c)
     return adopted
+
+
+def _leftovers(service: ContainerService, c: Container) -> None:
+    """What a start cut short by the daemon's death left of a container that does not run:
+    its rootfs mount and the runtime's state (a monitor that could not report has gone)."""
+    if os.path.exists(os.path.join(service.runtime_root, c.id)):
+        from sampan.runtime import lifecycle
+
+        try:
+            lifecycle.delete(service.runtime_root, c.id, force=True)
+        except (SampanError, OSError) as exc:
+            sys.stderr.write(f"container {c.id}: runtime state left by a start: {describe(exc)}\n")
+    try:
+        service.engine.store().snapshots.unmount(service.rootfs(c))
+    except OSError as exc:
+        sys.stderr.write(f"container {c.id}: unmounting its rootfs: {describe(exc)}\n")
 
 
 def wait_pid(pid: int, start_time: int) -> None:

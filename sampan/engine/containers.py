@@ -46,11 +46,14 @@ from sampan.errors import Conflict, InvalidArgument, NotFound, SampanError, desc
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from sampan.engine.daemon import Engine
 
 __all__ = ["Container", "ContainerService", "NotModified", "parse_signal"]
+
+_TRASH = ".trash-"  # a removed container's bundle, renamed away before it is deleted
 
 
 class ContainerService:
@@ -84,6 +87,11 @@ class ContainerService:
                     os.rmdir(os.path.join(self.run_dir, entry))
                 except OSError as exc:
                     sys.stderr.write(f"leftover {entry} in {self.run_dir}: {describe(exc)}\n")
+        import shutil
+
+        for entry in os.listdir(self.dir):  # bundles of removed containers (_remove_files)
+            if entry.startswith(_TRASH):
+                shutil.rmtree(os.path.join(self.dir, entry), ignore_errors=True)
 
     # -- paths ---------------------------------------------------------------------------
 
@@ -348,11 +356,19 @@ class ContainerService:
             store.snapshots.unmount(self.rootfs(c))
         except OSError:
             pass
+        # The files go once the removal is recorded and its waiters told (the snapshot
+        # and the bundle are renamed away first: a daemon killed meanwhile leaves
+        # ".tmp-" and ".trash-" directories that the next start removes).
+        later: list[Callable[[], None]] = []
         try:
-            store.release(c.id)
+            store.release(c.id, later)
         except NotFound:
             pass
-        shutil.rmtree(self.bundle(c), ignore_errors=True)
+        trash = os.path.join(self.dir, f"{_TRASH}{c.id}")
+        try:
+            os.rename(self.bundle(c), trash)
+        except FileNotFoundError:
+            trash = ""
         shutil.rmtree(os.path.join(self.run_dir, c.id), ignore_errors=True)
         with self._lock:
             self.table.delete(c.id)
@@ -365,6 +381,10 @@ class ContainerService:
         from sampan.engine import mounts
 
         mounts.release(self.engine, c, volumes)
+        for delete in later:
+            delete()
+        if trash:
+            shutil.rmtree(trash, ignore_errors=True)
 
     # -- API shapes (container_views.py) -------------------------------------------------
 

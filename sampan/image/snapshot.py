@@ -52,7 +52,7 @@ import fcntl
 import os
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from sampan.errors import AlreadyExists, Conflict, InvalidArgument, NotFound, Unsupported
 from sampan.image.treecopy import DIR_FLAGS, copy_tree, remove_tree
@@ -174,6 +174,9 @@ def overlay_supported(root: str) -> bool:
         return True
     finally:
         _rmtree(probe, ignore_errors=True)
+
+
+Deferred = list[Callable[[], None]]  # work a caller runs later (remove_active)
 
 
 class Snapshotter:
@@ -375,8 +378,12 @@ class Snapshotter:
             if exc.errno != errno.EINVAL:
                 raise
 
-    def remove_active(self, key: str) -> None:
-        """Remove active snapshot KEY (its writes with it); Conflict while mounted here."""
+    def remove_active(self, key: str, later: Deferred | None = None) -> None:
+        """Remove active snapshot KEY (its writes with it); Conflict while mounted here.
+
+        With LATER, the snapshot is gone once this returns (renamed to a ``.tmp-`` dir
+        recovery removes) and the deletion of its files is appended there to run after.
+        """
         self._check_key(key)
         path = os.path.join(self._active, key)
         with self._locked():
@@ -386,10 +393,17 @@ class Snapshotter:
             if where:
                 raise Conflict(f"snapshot {key}: still mounted on {where}")
             tmp, fd = self._retire(path, "rmactive")
-        try:
-            _rmtree(tmp)
-        finally:
-            os.close(fd)
+
+        def delete() -> None:
+            try:
+                _rmtree(tmp)
+            finally:
+                os.close(fd)
+
+        if later is None:
+            delete()
+        else:
+            later.append(delete)
 
     def active(self) -> dict[str, str | None]:
         """Every active snapshot's key and the layer it is over."""

@@ -500,9 +500,10 @@ class ImageStore:
                 self._db.execute("DELETE FROM users WHERE key=?", (key,))
                 raise
 
-    def release(self, key: str) -> None:
-        """Remove a container's snapshot and its use of the image."""
-        self.snapshots.remove_active(key)
+    def release(self, key: str, later: list[Callable[[], None]] | None = None) -> None:
+        """Remove a container's snapshot and its use of the image (with LATER: the
+        deletion of its files is appended there, see Snapshotter.remove_active)."""
+        self.snapshots.remove_active(key, later)
         self._db.execute("DELETE FROM users WHERE key=?", (key,))
 
     def users(self, image_id: str) -> list[str]:

@@ -158,3 +158,31 @@ def test_kill_9_at_random_moments_loses_and_leaks_nothing(tmp_path: Path) -> Non
         if ids:
             sd.docker("rm", "-f", *ids, check=False)
         sd.stop()
+
+
+def test_a_removal_cut_short_is_finished_at_the_next_start(tmp_path: Path) -> None:
+    """rm records the removal first and deletes the files after (renamed away first):
+    what a daemon killed in between leaves is deleted when the next one starts."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    sd = bootstrapped(tmp_path)
+    try:
+        trash = sd.root / "containers" / (".trash-" + "ab" * 32)
+        (trash / "rootfs" / "deep").mkdir(parents=True)
+        (trash / "config.json").write_text("{}")
+        snapshot_tmp = sd.root / "image" / "snapshots" / ".tmp-rmactive-leftover"
+        (snapshot_tmp / "fs").mkdir(parents=True)
+        cid = sd.docker("run", "-d", "busybox", "sleep", "300").stdout.strip()
+        sd.docker("rm", "-f", cid)
+        assert not (sd.root / "containers" / cid).exists()
+        assert trash.exists()  # only a start sweeps
+        assert sd.proc is not None
+        os.kill(sd.proc.pid, signal.SIGKILL)
+        sd.proc.wait()
+        sd.start()
+        sd.docker("run", "--rm", "busybox", "true")  # the store is opened by now
+        assert not trash.exists()
+        assert not snapshot_tmp.exists()
+        assert list((sd.root / "containers").iterdir()) == []
+    finally:
+        sd.stop()
