@@ -10,8 +10,9 @@ image's).  The request's fields override the image's one by one; a zero
 field takes docker's default (30 s, 30 s, 0, 5 s, 3).
 
 A prober thread per running container with a check runs the probe inside
-the container through sampan.runtime's ``exec`` (the runtime's CLI as a
-subprocess: the probe runs with the container's user, environment and
+the container through sampan.runtime's ``exec`` (the runtime's CLI, forked
+by the daemon's fork server -- spawned as a process of its own without one
+--: the probe runs with the container's user, environment and
 working directory, in its cgroup and namespaces), captures the first 4 KiB
 of its output, and kills it at the timeout.  The state machine is
 dockerd's: ``starting`` until the first success (``healthy``); each failure
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from sampan.engine.containers import Container, ContainerService
+    from sampan.engine.zygote import Zygote
 
 __all__ = ["HealthMonitor", "check_healthcheck", "config_fields", "probe_command",
            "record_result", "status_suffix"]  # fmt: skip
@@ -269,8 +271,14 @@ class HealthMonitor:
         runtime_root = self.service.runtime_root
         with tempfile.TemporaryDirectory(prefix="health-", dir=self.service.run_dir) as tmp:
             pid_file = os.path.join(tmp, "pid")
-            cmd = [sys.executable, "-I", "-S", "-c", _RUNTIME, _REPO, "--root", runtime_root,
-                   "exec", "--pid-file", pid_file, c.id, *argv]  # fmt: skip
+            args = ["--root", runtime_root, "exec", "--pid-file", pid_file, c.id, *argv]
+            zygote = self.service.engine.zygote()
+            if zygote is not None:
+                try:
+                    return _forked_probe(zygote, args, pid_file, timeout_ns)
+                except OSError as exc:
+                    sys.stderr.write(f"health probe fork server: {describe(exc)}; spawning\n")
+            cmd = [sys.executable, "-I", "-S", "-c", _RUNTIME, _REPO, *args]
             try:
                 proc = subprocess.Popen(
                     cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -289,6 +297,67 @@ class HealthMonitor:
                 return -1, f"Health check exceeded timeout ({go_duration(timeout_ns)})"
             reader.join(5)
             return code, reader.output()
+
+
+def _forked_probe(
+    zygote: Zygote, args: list[str], pid_file: str, timeout_ns: int
+) -> tuple[int, str]:
+    """The probe as a child of the daemon's fork server (no interpreter to start): it
+    writes ``exit CODE`` on a pipe when the runtime's exec returns."""
+    import select
+    import time
+
+    out_r, out_w = os.pipe2(os.O_CLOEXEC)
+    rep_r, rep_w = os.pipe2(os.O_CLOEXEC)
+    null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        pid = zygote.spawn("runtime", args, (null, out_w, out_w), [rep_w])
+    except BaseException:
+        for fd in (out_r, rep_r):
+            os.close(fd)
+        raise
+    finally:
+        for fd in (out_w, rep_w, null):
+            os.close(fd)
+    reader = _Reader(os.fdopen(out_r, "rb"))
+    reader.start()
+    report = b""
+    deadline = time.monotonic() + timeout_ns / SECOND
+    try:
+        while not report.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([rep_r], [], [], left)[0]:
+                _kill_forked_probe(pid_file, pid)
+                reader.join(5)
+                return -1, f"Health check exceeded timeout ({go_duration(timeout_ns)})"
+            chunk = os.read(rep_r, 64)
+            if not chunk:
+                break  # the probe died without a word
+            report += chunk
+    finally:
+        os.close(rep_r)
+    reader.join(5)
+    word, _, rest = report.decode(errors="replace").strip().partition(" ")
+    code = int(rest) if word == "exit" and rest.lstrip("-").isdigit() else -1
+    return code, reader.output()
+
+
+def _kill_forked_probe(pid_file: str, shim: int) -> None:
+    """Past its timeout: the process in the container, then its parent (not our child)."""
+    for target in (_pid_in(pid_file), shim):
+        if target > 0:
+            try:
+                os.kill(target, 9)
+            except ProcessLookupError:
+                pass
+
+
+def _pid_in(pid_file: str) -> int:
+    try:
+        with open(pid_file) as f:
+            return int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        return 0
 
 
 class _Reader(threading.Thread):
@@ -315,11 +384,7 @@ class _Reader(threading.Thread):
 
 def _kill_probe(pid_file: str, proc: subprocess.Popen[bytes]) -> None:
     """The probe ran past its timeout: kill the process in the container, then the runtime."""
-    try:
-        with open(pid_file) as f:
-            pid = int(f.read().strip() or 0)
-    except (OSError, ValueError):
-        pid = 0
+    pid = _pid_in(pid_file)
     if pid > 0:
         try:
             os.kill(pid, 9)

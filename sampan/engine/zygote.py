@@ -11,13 +11,15 @@ start:
 
 It imports everything its children need, then serves SOCKET (a
 SOCK_SEQPACKET unix socket, 0600).  Each request is one message -- JSON
-``{"entry": "monitor"|"exec", "argv": [...]}`` -- carrying descriptors
+``{"entry": "monitor"|"exec"|"runtime", "argv": [...]}`` -- carrying descriptors
 (SCM_RIGHTS): the child's stdin, stdout and stderr, then any others, whose
 numbers replace ``{fd0}``, ``{fd1}``... in argv.  The server forks; the
 child starts a session of its own, puts the three on 0-2, restores the
 signal dispositions a fresh interpreter has, names itself (/proc/PID/comm:
-``sampan-monitor`` or ``sampan-exec``; its cmdline stays the server's) and
-runs the entry's ``main(argv)`` (sampan/engine/monitor.py or exec_shim.py).
+``sampan-monitor``, ``sampan-exec`` or ``sampan-probe``; its cmdline stays
+the server's) and runs the entry's ``main(argv)`` (sampan/engine/monitor.py,
+exec_shim.py, or the runtime's CLI for health probes, which then writes
+``exit CODE`` on its first extra descriptor).
 The answer is the child's pid.
 
 Children are not waited for here (SIGCHLD is ignored, so the kernel reaps
@@ -56,12 +58,16 @@ MONITOR_COMM = "sampan-monitor"
 ENTRIES = {
     "monitor": ("sampan.engine.monitor", MONITOR_COMM),
     "exec": ("sampan.engine.exec_shim", "sampan-exec"),
+    # the runtime's CLI (health probes run `exec`); it reports ``exit CODE`` on its fd0
+    "runtime": ("sampan.cli.runtime", "sampan-probe"),
 }
+_REPORTS = {"runtime"}
 _SCRIPT = os.path.abspath(__file__)
 _MAX_REQUEST = 65536
 _MAX_FDS = 8
 _PRELOAD = (
     "sampan.engine.monitor", "sampan.engine.exec_shim", "sampan.runtime.exec",
+    "sampan.cli.runtime",
     "sampan.runtime.lifecycle", "sampan.runtime.init",
     "sampan.runtime.process", "sampan.runtime.namespaces", "sampan.runtime.rootfs",
     "sampan.runtime.cgroup", "sampan.runtime.console", "sampan.cgroups", "sampan.cgroups.v1",
@@ -194,6 +200,8 @@ def _child(entry: str, argv: list[str], fds: list[int], closing: list[int]) -> N
         main = importlib.import_module(module).main
         names = {fd_arg(i): str(fd) for i, fd in enumerate(extra)}
         code = main([names.get(a, a) for a in argv])
+        if entry in _REPORTS and extra:
+            os.write(extra[0], f"exit {code}\n".encode())  # not the daemon's child
     except BaseException as exc:
         try:
             os.write(2, f"{entry}: {exc!r}\n".encode())
