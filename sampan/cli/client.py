@@ -146,3 +146,20 @@ def encode_auth(doc: dict[str, str]) -> str:
 
     raw = binascii.b2a_base64(_json.dumps(doc).encode(), newline=False).decode()
     return raw.replace("+", "-").replace("/", "_")
+
+
+def on_each(
+    host: str, names: list[str], method: str, action: str, query: dict[str, Any] | None = None
+) -> int:
+    """docker's verb on several containers (start, stop, kill, rm, restart, pause, ...):
+    METHOD /containers/NAME/ACTION for each NAME, the name printed once it is done."""
+    from sampan.api.client import Client, quote
+
+    client = Client(host)
+
+    def act(name: str) -> str:
+        path = f"/containers/{quote(name)}" + (f"/{action}" if action else "")
+        client.request(method, path, query).read()
+        return name
+
+    return daemon_errors(lambda: each(names, act))

@@ -25,7 +25,7 @@ import time
 from sampan.api.client import ApiError, Client, demux, quote
 from sampan.cli import lifecycle, limits, mount_opts
 from sampan.cli.args import Flag, parse
-from sampan.cli.client import daemon_errors, each, err
+from sampan.cli.client import daemon_errors, each, err, on_each
 from sampan.cli.main import Context, Usage
 from sampan.errors import InvalidArgument, SampanError, Unsupported, describe
 
@@ -389,40 +389,22 @@ def cmd_stop(ctx: Context, argv: list[str]) -> int:
     flags = [Flag("--time,-t", "int", "seconds to wait before killing the container"),
              Flag("--signal,-s", "str", "signal to send to the container")]  # fmt: skip
     opts = _simple(argv, flags, "stop", "[OPTIONS] CONTAINER [CONTAINER...]")
-    client = Client(ctx.host)
     query = {"t": opts["time"], "signal": opts["signal"]}
-
-    def stop(name: str) -> str:
-        client.request("POST", f"/containers/{quote(name)}/stop", query).read()
-        return name
-
-    return daemon_errors(lambda: each(opts["args"], stop))
+    return on_each(ctx.host, opts["args"], "POST", "stop", query)
 
 
 def cmd_kill(ctx: Context, argv: list[str]) -> int:
     flags = [Flag("--signal,-s", "str", "signal to send to the container (default KILL)")]
     opts = _simple(argv, flags, "kill", "[OPTIONS] CONTAINER [CONTAINER...]")
-    client = Client(ctx.host)
-
-    def kill(name: str) -> str:
-        client.request("POST", f"/containers/{quote(name)}/kill", {"signal": opts["signal"]})
-        return name
-
-    return daemon_errors(lambda: each(opts["args"], kill))
+    return on_each(ctx.host, opts["args"], "POST", "kill", {"signal": opts["signal"]})
 
 
 def cmd_rm(ctx: Context, argv: list[str]) -> int:
     flags = [Flag("--force,-f", "bool", "force the removal of a running container"),
              Flag("--volumes,-v", "bool", "remove anonymous volumes of the container")]  # fmt: skip
     opts = _simple(argv, flags, "rm", "[OPTIONS] CONTAINER [CONTAINER...]")
-    client = Client(ctx.host)
     query = {"force": opts["force"], "v": opts["volumes"]}
-
-    def rm(name: str) -> str:
-        client.request("DELETE", f"/containers/{quote(name)}", query).read()
-        return name
-
-    return daemon_errors(lambda: each(opts["args"], rm))
+    return on_each(ctx.host, opts["args"], "DELETE", "", query)
 
 
 def cmd_wait(ctx: Context, argv: list[str]) -> int:

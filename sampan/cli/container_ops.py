@@ -11,7 +11,7 @@ import sys
 
 from sampan.api.client import ApiError, Client, quote
 from sampan.cli.args import Flag, parse
-from sampan.cli.client import daemon_errors, err
+from sampan.cli.client import daemon_errors, err, on_each
 from sampan.cli.main import Context, Usage
 
 TYPE_CHECKING = False
@@ -51,16 +51,12 @@ def _args(argv: list[str], flags: list[Flag], command: str, usage: str) -> tuple
 
 def cmd_pause(ctx: Context, argv: list[str]) -> int:
     _, names = _args(argv, [], "pause", "CONTAINER [CONTAINER...]")
-    client = Client(ctx.host)
-    return daemon_errors(lambda: _each(names, lambda n: client.request(
-        "POST", f"/containers/{quote(n)}/pause").close()))  # fmt: skip
+    return on_each(ctx.host, names, "POST", "pause")
 
 
 def cmd_unpause(ctx: Context, argv: list[str]) -> int:
     _, names = _args(argv, [], "unpause", "CONTAINER [CONTAINER...]")
-    client = Client(ctx.host)
-    return daemon_errors(lambda: _each(names, lambda n: client.request(
-        "POST", f"/containers/{quote(n)}/unpause").close()))  # fmt: skip
+    return on_each(ctx.host, names, "POST", "unpause")
 
 
 def cmd_update(ctx: Context, argv: list[str]) -> int:

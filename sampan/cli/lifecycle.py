@@ -132,21 +132,14 @@ def host_config(opts: dict[str, Any]) -> dict[str, Any]:
 
 
 def cmd_restart(ctx: Context, argv: list[str]) -> int:
-    from sampan.api.client import Client, quote
-    from sampan.cli.client import daemon_errors, each
+    from sampan.cli.client import on_each
     from sampan.cli.container import _simple
 
     flags = [Flag("--time,-t", "int", "seconds to wait before killing the container"),
              Flag("--signal,-s", "str", "signal to send to the container")]  # fmt: skip
     opts = _simple(argv, flags, "restart", "[OPTIONS] CONTAINER [CONTAINER...]")
-    client = Client(ctx.host)
     query = {"t": opts["time"], "signal": opts["signal"]}
-
-    def restart(name: str) -> str:
-        client.request("POST", f"/containers/{quote(name)}/restart", query).read()
-        return name
-
-    return daemon_errors(lambda: each(opts["args"], restart))
+    return on_each(ctx.host, opts["args"], "POST", "restart", query)
 
 
 def cmd_rename(ctx: Context, argv: list[str]) -> int:
