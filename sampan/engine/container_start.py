@@ -155,6 +155,9 @@ def _spawn(service: ContainerService, c: Container, run_dir: str) -> None:
         c.state.update(Status="running", Running=True, Pid=int(rest), ExitCode=0, Error="",
                        StartedAt=rfc3339_now(), FinishedAt=ZERO_TIME)  # fmt: skip
         service._save(c)
+    from sampan.engine import lifecycle
+
+    lifecycle.emit(service, c, "start")  # before the watcher can see it die: start, then die
     watch(service, c, proc)
 
 

@@ -219,7 +219,6 @@ class ContainerService:
                 self._remove_files(c)
             raise
         else:
-            _lifecycle.emit(self, c, "start")
             self.health.started(c)
         finally:
             with self._lock:

@@ -18,7 +18,7 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -90,10 +90,21 @@ class Pty:
                 raise AssertionError(f"{pattern!r} not seen before the end: {self.out!r}")
             self.out += data
 
-    def ask_until(self, command: bytes, pattern: bytes, timeout: float = 15.0) -> None:
-        """Send COMMAND until its output shows PATTERN (a resize lands asynchronously)."""
+    def ask_until(
+        self,
+        command: bytes,
+        pattern: bytes,
+        timeout: float = 15.0,
+        again: Callable[[], None] | None = None,
+    ) -> None:
+        """Send COMMAND until its output shows PATTERN (a resize lands asynchronously),
+        calling AGAIN before each retry."""
         deadline = time.monotonic() + timeout
+        first = True
         while True:
+            if again is not None and not first:
+                again()
+            first = False
             self.send(command)
             try:
                 self.expect(pattern, timeout=1.0)
@@ -199,7 +210,9 @@ def test_run_it_under_a_terminal(daemon: SampanDaemon) -> None:
     term.send(b"tty; stty size; echo $TERM\r")
     term.expect(b"/dev/pts/0\r\n30 100\r\nxterm\r\n")
     term.resize(40, 120)
-    term.ask_until(b"stty size\r", b"40 120\r\n")
+    # The docker CLI listens for SIGWINCH only once it has started the container, which
+    # under load can be after its first output: a user would resize again, so do we.
+    term.ask_until(b"stty size\r", b"40 120\r\n", again=lambda: term.resize(40, 120))
     term.send(b"exit 5\r")
     assert term.wait() == 5
 
