@@ -395,7 +395,7 @@ def test_sampan_cli_under_a_terminal(daemon: SampanDaemon, sleeper: str) -> None
     term.send(b"tty; stty size\r")
     term.expect(b"/dev/pts/0\r\n30 100\r\n")
     term.resize(33, 90)
-    term.ask_until(b"stty size\r", b"33 90\r\n")
+    term.ask_until(b"stty size\r", b"33 90\r\n", again=lambda: term.resize(33, 90))
     term.send(b"\x10\x11")
     assert term.wait() == 0
     attach = _sampan_pty(daemon, "attach", "sampan-it")
