@@ -25,7 +25,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.daemon_fixtures import SampanDaemon, bootstrapped, needs_docker_cli
+from tests.integration.daemon_fixtures import (
+    SampanDaemon,
+    bootstrapped,
+    needs_docker_cli,
+    wait_until,
+)
 from tests.integration.test_daemon_containers import _cgroup_dirs, _monitors
 
 pytestmark = needs_docker_cli
@@ -183,6 +188,7 @@ def test_a_removal_cut_short_is_finished_at_the_next_start(tmp_path: Path) -> No
         sd.docker("run", "--rm", "busybox", "true")  # the store is opened by now
         assert not trash.exists()
         assert not snapshot_tmp.exists()
-        assert list((sd.root / "containers").iterdir()) == []
+        # the last run's own files go just after its removal is recorded
+        wait_until("the run's files", lambda: list((sd.root / "containers").iterdir()) == [])
     finally:
         sd.stop()
