@@ -15,11 +15,11 @@ import sys
 
 from sampan import _json
 from sampan.api.client import ApiError, Client, DaemonUnreachable
-from sampan.errors import SampanError
+from sampan.errors import InvalidArgument, SampanError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
     from typing import Any
 
     from sampan.api.client import Response
@@ -163,3 +163,17 @@ def on_each(
         return name
 
     return daemon_errors(lambda: each(names, act))
+
+
+def filters_json(specs: Iterable[str], extra: dict[str, list[str]] | None = None) -> str | None:
+    """docker's ``--filter key=value`` flags (after EXTRA) as the API's filters
+    ({"key": [values]}, JSON), or None when there are none."""
+    wanted: dict[str, list[str]] = {k: list(v) for k, v in (extra or {}).items()}
+    for spec in specs:
+        key, eq, value = spec.partition("=")
+        if not eq:
+            raise InvalidArgument(f"bad format of filter (expected name=value): {spec}")
+        wanted.setdefault(key, []).append(value)
+    if not wanted:
+        return None
+    return _json.dumps(wanted)

@@ -25,13 +25,12 @@ import time
 from sampan.api.client import ApiError, Client, demux, quote
 from sampan.cli import lifecycle, limits, mount_opts
 from sampan.cli.args import Flag, parse
-from sampan.cli.client import daemon_errors, each, err, on_each
+from sampan.cli.client import daemon_errors, each, err, filters_json, on_each
 from sampan.cli.main import Context, Usage
 from sampan.errors import InvalidArgument, SampanError, Unsupported, describe
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable
     from typing import Any
 
 __all__ = [
@@ -542,20 +541,6 @@ def _size(c: dict[str, Any]) -> str:
     return text
 
 
-def _filters(specs: Iterable[str]) -> str | None:
-    wanted: dict[str, list[str]] = {}
-    for spec in specs:
-        key, eq, value = spec.partition("=")
-        if not eq:
-            raise InvalidArgument(f"bad format of filter (expected name=value): {spec}")
-        wanted.setdefault(key, []).append(value)
-    if not wanted:
-        return None
-    from sampan import _json
-
-    return _json.dumps(wanted)
-
-
 def cmd_ps(ctx: Context, argv: list[str]) -> int:
     opts, args = parse(PS_FLAGS, argv, stop_at_positional=False)
     if opts["help"]:
@@ -567,7 +552,7 @@ def cmd_ps(ctx: Context, argv: list[str]) -> int:
     # docker asks for sizes (a walk of every writable layer) only when they are shown
     sized = opts["size"] or ".Size" in (opts["format"] or "")
     query = {"all": opts["all"] or last > 0, "limit": last if last > 0 else None,
-             "filters": _filters(opts["filter"]), "size": sized or None}  # fmt: skip
+             "filters": filters_json(opts["filter"]), "size": sized or None}  # fmt: skip
     client = Client(ctx.host)
 
     def ps() -> int:

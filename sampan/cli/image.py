@@ -14,7 +14,7 @@ import time
 
 from sampan.api.client import ApiError, quote
 from sampan.cli.args import Flag, parse
-from sampan.cli.client import client, daemon_errors, err
+from sampan.cli.client import client, daemon_errors, err, filters_json
 from sampan.cli.main import Context, Usage
 from sampan.errors import InvalidArgument
 
@@ -30,7 +30,6 @@ __all__ = [
     "cmd_inspect",
     "cmd_rmi",
     "cmd_tag",
-    "filters_json",
     "image_rows",
     "split_name",
 ]
@@ -48,21 +47,6 @@ IMAGES_FLAGS = [
     Flag("--format", "str", "format output using a custom template"),
     Flag("--help,-h", "bool", "show help"),
 ]
-
-
-def filters_json(specs: list[str]) -> str | None:
-    """docker's ``--filter key=value`` flags as the API's filters ({"key": [values]})."""
-    wanted: dict[str, list[str]] = {}
-    for spec in specs:
-        key, eq, value = spec.partition("=")
-        if not eq:
-            raise InvalidArgument(f"bad format of filter (expected name=value): {spec}")
-        wanted.setdefault(key, []).append(value)
-    if not wanted:
-        return None
-    from sampan import _json
-
-    return _json.dumps(wanted)
 
 
 def split_name(name: str) -> tuple[str, str]:

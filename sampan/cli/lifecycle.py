@@ -171,8 +171,8 @@ def cmd_rename(ctx: Context, argv: list[str]) -> int:
 def cmd_container_prune(ctx: Context, argv: list[str]) -> int:
     from sampan.api.client import Client
     from sampan.cli.args import parse
-    from sampan.cli.client import daemon_errors
-    from sampan.cli.container import HELP, _filters
+    from sampan.cli.client import daemon_errors, filters_json
+    from sampan.cli.container import HELP
     from sampan.units import human_size
 
     flags = [Flag("--force,-f", "bool", "do not prompt for confirmation"),
@@ -193,7 +193,7 @@ def cmd_container_prune(ctx: Context, argv: list[str]) -> int:
         answer = sys.stdin.readline().strip().lower()
         if answer not in ("y", "yes"):
             return 0
-    query = {"filters": _filters(opts["filter"])}
+    query = {"filters": filters_json(opts["filter"])}
     client = Client(ctx.host)
 
     def prune() -> int:
@@ -266,8 +266,8 @@ def cmd_events(ctx: Context, argv: list[str]) -> int:
     from sampan import _json
     from sampan.api.client import Client
     from sampan.cli.args import parse
-    from sampan.cli.client import daemon_errors
-    from sampan.cli.container import HELP, _filters
+    from sampan.cli.client import daemon_errors, filters_json
+    from sampan.cli.container import HELP
     from sampan.cli.main import Usage
 
     flags = [Flag("--filter,-f", "list", "filter output based on conditions provided"),
@@ -282,7 +282,7 @@ def cmd_events(ctx: Context, argv: list[str]) -> int:
         raise Usage('"sampan events" accepts no arguments')
     now = time.time()
     query = {"since": timestamp(opts["since"], now), "until": timestamp(opts["until"], now),
-             "filters": _filters(opts["filter"])}  # fmt: skip
+             "filters": filters_json(opts["filter"])}  # fmt: skip
     spec = opts["format"] or ""
     raw = spec.strip() in ("json", "{{json .}}")
     template = None

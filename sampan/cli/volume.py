@@ -16,7 +16,7 @@ import sys
 
 from sampan.api.client import ApiError, Client, DaemonUnreachable, quote
 from sampan.cli.args import Flag, parse
-from sampan.cli.client import daemon_errors, err
+from sampan.cli.client import daemon_errors, err, filters_json
 from sampan.cli.main import Context, Usage
 from sampan.errors import InvalidArgument
 
@@ -61,20 +61,6 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
             raise InvalidArgument(f"invalid {what}: {item!r} (expected key=value)")
         out[key] = value
     return out
-
-
-def _filters(specs: list[str], extra: dict[str, list[str]] | None = None) -> str | None:
-    wanted: dict[str, list[str]] = dict(extra or {})
-    for spec in specs:
-        key, eq, value = spec.partition("=")
-        if not eq:
-            raise InvalidArgument(f"bad format of filter (expected name=value): {spec}")
-        wanted.setdefault(key, []).append(value)
-    if not wanted:
-        return None
-    from sampan import _json
-
-    return _json.dumps(wanted)
 
 
 def cmd_volume_create(ctx: Context, argv: list[str]) -> int:
@@ -129,7 +115,7 @@ def cmd_volume_ls(ctx: Context, argv: list[str]) -> int:
     opts, args = _args(argv, flags, "ls [OPTIONS]")
     if args:
         raise Usage('"sampan volume ls" accepts no arguments')
-    query = {"filters": _filters(opts["filter"])}
+    query = {"filters": filters_json(opts["filter"])}
     client = Client(ctx.host)
 
     def ls() -> int:
@@ -210,7 +196,7 @@ def cmd_volume_prune(ctx: Context, argv: list[str]) -> int:
         raise InvalidArgument("conflicting options: cannot specify both --all and --filter all=1")
     given = any(f.startswith("all=") for f in opts["filter"])
     extra = {} if given else {"all": ["true" if opts["all"] else "false"]}
-    query = {"filters": _filters(opts["filter"], extra)}
+    query = {"filters": filters_json(opts["filter"], extra)}
     if not opts["force"]:
         which = "all" if opts["all"] else "anonymous"
         sys.stdout.write(f"WARNING! This will remove {which} local volumes not used by at least "
