@@ -12,7 +12,6 @@ import contextlib
 import os
 import sys
 
-from sampan import _json
 from sampan.cli.args import Flag, parse
 from sampan.cli.client import client, daemon_errors, query_string
 from sampan.cli.main import Context, Usage
@@ -83,18 +82,10 @@ def cmd_save(ctx: Context, argv: list[str]) -> int:
 
 def _stream_lines(response: Response) -> list[str]:
     """The "stream" and "status" texts of a JSON message stream; its error raised."""
-    from sampan.errors import SampanError
+    from sampan.cli.client import messages
 
     texts: list[str] = []
-    for line in response.lines():
-        try:
-            doc = _json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(doc, dict):
-            continue
-        if doc.get("error"):
-            raise SampanError(str(doc["error"]))
+    for doc in messages(response):
         text = doc.get("stream") or doc.get("status")
         if isinstance(text, str):
             texts.append(text)

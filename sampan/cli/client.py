@@ -19,7 +19,7 @@ from sampan.errors import InvalidArgument, SampanError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Iterator
     from typing import Any
 
     from sampan.api.client import Response
@@ -83,6 +83,23 @@ def query_string(pairs: list[tuple[str, str]]) -> str:
     return "?" + "&".join(f"{quote(k)}={quote(v)}" for k, v in pairs) if pairs else ""
 
 
+def messages(
+    response: Response, error: Callable[[str], Exception] = SampanError
+) -> Iterator[dict[str, Any]]:
+    """The records of a JSON message stream (pull, push, load, import); its ``error``
+    record raised as ERROR(text).  Lines that are not JSON objects are skipped."""
+    for line in response.lines():
+        try:
+            doc = _json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(doc, dict):
+            continue
+        if doc.get("error"):
+            raise error(str(doc["error"]))
+        yield doc
+
+
 def follow_progress(response: Response, progress: Progress) -> list[dict[str, Any]]:
     """Draw docker's JSON progress stream of RESPONSE on PROGRESS; return its aux records.
 
@@ -91,15 +108,7 @@ def follow_progress(response: Response, progress: Progress) -> list[dict[str, An
     """
     aux: list[dict[str, Any]] = []
     try:
-        for line in response.lines():
-            try:
-                doc = _json.loads(line)
-            except ValueError:
-                continue
-            if not isinstance(doc, dict):
-                continue
-            if doc.get("error"):
-                raise SampanError(str(doc["error"]))
+        for doc in messages(response):
             if isinstance(doc.get("aux"), dict):
                 aux.append(doc["aux"])
                 continue

@@ -25,7 +25,7 @@ import time
 from sampan.api.client import ApiError, Client, demux, quote
 from sampan.cli import lifecycle, limits, mount_opts
 from sampan.cli.args import Flag, parse
-from sampan.cli.client import daemon_errors, each, err, filters_json, on_each
+from sampan.cli.client import daemon_errors, each, err, filters_json, messages, on_each
 from sampan.cli.main import Context, Usage
 from sampan.errors import InvalidArgument, SampanError, Unsupported, describe
 
@@ -206,18 +206,8 @@ def _pull(client: Client, image: str) -> None:
         colon = image.rfind(":")
         if colon > slash:
             name, tag = image[:colon], image[colon + 1 :]
-    from sampan import _json
-
     response = client.request("POST", "/images/create", {"fromImage": name, "tag": tag or None})
-    for line in response.lines():
-        try:
-            doc = _json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(doc, dict):
-            continue
-        if doc.get("error"):
-            raise ApiError(500, str(doc["error"]))
+    for doc in messages(response, lambda text: ApiError(500, text)):  # run's exit 125
         status = doc.get("status")
         if status and not doc.get("progressDetail"):
             err(f"{doc['id']}: {status}" if doc.get("id") else str(status))
