@@ -151,9 +151,7 @@ def attach(request: Request) -> None:
     entry = engine.attach.reserve(c, exits) if request.flag("stream") else None
 
     def gone() -> bool:
-        from sampan.api.containers import _client_gone
-
-        return _client_gone(request)
+        return request.client_gone(half_close=False)
 
     try:
         sock = hijack(request)

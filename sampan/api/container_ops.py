@@ -52,23 +52,6 @@ def update(request: Request) -> None:
     request.send_json(200, {"Warnings": warnings})
 
 
-def _client_gone(request: Request) -> bool:
-    import select
-
-    sock = request._handler.connection
-    poller = select.poll()
-    poller.register(sock, select.POLLHUP | select.POLLERR | select.POLLIN)
-    for _, events in poller.poll(0):
-        if events & (select.POLLHUP | select.POLLERR):
-            return True
-        if events & select.POLLIN:
-            try:
-                return bool(sock.recv(1, 2) == b"")  # MSG_PEEK: an EOF is a closed client
-            except OSError:
-                return True
-    return False
-
-
 def stats(request: Request) -> None:
     from sampan.engine import operations
 
@@ -78,7 +61,7 @@ def stats(request: Request) -> None:
         raise BadRequest("cannot have stream=true and one-shot=true")
     service = request.engine.containers
     docs = operations.stats(service, request.vars["id"], stream=stream, one_shot=one_shot,
-                            gone=lambda: _client_gone(request))  # fmt: skip
+                            gone=request.client_gone)  # fmt: skip
     first = next(docs)  # a missing container is a 404 before any header is sent
     out = request.stream(200, "application/json")
     try:

@@ -146,16 +146,6 @@ def wait(request: Request) -> None:
 # -- output streams ----------------------------------------------------------------------
 
 
-def _client_gone(request: Request) -> bool:
-    """Whether the client closed its connection (a half-close is not leaving)."""
-    import select
-
-    sock = request._handler.connection
-    poller = select.poll()
-    poller.register(sock, select.POLLHUP | select.POLLERR)
-    return any(ev & (select.POLLHUP | select.POLLERR) for _, ev in poller.poll(0))
-
-
 def _follow(
     request: Request,
     c: Container,
@@ -171,7 +161,7 @@ def _follow(
         with service.changed:
             done = finished()
         emit(reader.entries())
-        if done or _client_gone(request):
+        if done or request.client_gone(half_close=False):
             return
         with service.changed:
             if not finished():

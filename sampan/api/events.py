@@ -171,30 +171,8 @@ def events(request: Request) -> None:
             batch, position = bus.read(position, wait)
             if not send(batch):
                 break
-            if not batch and _client_gone(request):
+            if not batch and request.client_gone():
                 return
         out.close()
     except (BrokenPipeError, ConnectionResetError):
         return
-
-
-def _client_gone(request: Request) -> bool:
-    """Whether the client closed its connection."""
-    import select
-
-    sock = request._handler.connection
-    poller = select.poll()
-    poller.register(sock, select.POLLIN | select.POLLHUP | select.POLLERR)
-    for _, ev in poller.poll(0):
-        if ev & (select.POLLHUP | select.POLLERR):
-            return True
-        if ev & select.POLLIN:
-            try:
-                import socket
-
-                return bool(sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b"")
-            except BlockingIOError:
-                return False
-            except OSError:
-                return True
-    return False

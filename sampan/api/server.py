@@ -282,6 +282,31 @@ class Request:
         self._start(status, all_headers)
         return _ChunkedWriter(self._handler.wfile)
 
+    def client_gone(self, half_close: bool = True) -> bool:
+        """Whether the client closed its connection, for a handler that streams.
+
+        With HALF_CLOSE, a client that only shut its sending side (an end of file
+        waiting to be read) has gone too; without it, only a hang-up counts (``logs -f``
+        clients half-close and keep reading).
+        """
+        import select
+
+        sock = self._handler.connection
+        poller = select.poll()
+        mask = select.POLLHUP | select.POLLERR
+        poller.register(sock, mask | (select.POLLIN if half_close else 0))
+        for _, events in poller.poll(0):
+            if events & mask:
+                return True
+            if events & select.POLLIN:
+                try:
+                    return bool(sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b"")
+                except BlockingIOError:
+                    return False
+                except OSError:
+                    return True
+        return False
+
     def hijack(self, status: int = 101, headers: dict[str, str] | None = None) -> socket.socket:
         """Take over the connection: the status line and headers are sent, then the socket
         is the caller's (docker's attach/exec: 101 with Upgrade: tcp, or 200)."""
