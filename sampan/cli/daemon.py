@@ -34,6 +34,10 @@ FLAGS = [
     Flag("--host,-H", "list", f"socket to listen on (default {DEFAULT_HOST})"),
     Flag("--config-file", "str", "daemon configuration file (default /etc/sampan/daemon.json)"),
     Flag("--debug,-D", "bool", "log every request"),
+    Flag("--bridge,-b", "str", "the default bridge's interface (default sampan0), or none"),
+    Flag("--bip", "str", "the default bridge's address and prefix (A.B.C.D/N)"),
+    Flag("--fixed-cidr", "str", "the range of the default bridge containers get addresses from"),
+    Flag("--dns", "list", "DNS servers for containers and the embedded DNS server"),
     Flag("--help,-h", "bool", "show help"),
 ]
 
@@ -133,16 +137,11 @@ def cmd_daemon(ctx: Context, argv: list[str]) -> int:
         raise InvalidArgument(f"-H: one socket is served, {len(hosts)} were given")
     path = socket_path(hosts[0])
     debug = bool(opts["debug"] or ctx.debug or config.debug)
-    if debug != config.debug:
-        from sampan.engine.config import DaemonConfig
-
-        config = DaemonConfig(
-            registry_mirrors=config.registry_mirrors,
-            insecure_registries=config.insecure_registries,
-            debug=debug,
-            hosts=config.hosts,
-            source=config.source,
-        )
+    flags = {"debug": debug, "bridge": opts["bridge"], "bip": opts["bip"],
+             "fixed_cidr": opts["fixed_cidr"], "dns": tuple(opts["dns"]) or None}  # fmt: skip
+    changes = {k: v for k, v in flags.items() if v is not None and v != getattr(config, k)}
+    if changes:
+        config = config.replace(**changes)
     exec_root = os.path.abspath(opts["exec_root"] or DEFAULT_EXEC_ROOT)
     root = os.path.abspath(ctx.root)
 

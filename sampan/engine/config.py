@@ -22,17 +22,34 @@ KNOWN_KEYS: dict[str, type] = {
     "insecure-registries": list,
     "debug": bool,
     "hosts": list,
+    "bridge": str,
+    "bip": str,
+    "fixed-cidr": str,
+    "dns": list,
 }
 
 
 class DaemonConfig:
-    """The settings of one daemon; frozen once made."""
+    """The settings of one daemon; frozen once made (``replace`` gives a changed copy).
 
-    __slots__ = ("debug", "hosts", "insecure_registries", "registry_mirrors", "source")
+    bridge      the default bridge's Linux name ("" = sampan0), or "none": no default
+                bridge network (containers on the default network get loopback only)
+    bip         the default bridge's gateway address and prefix (A.B.C.D/N)
+    fixed_cidr  the part of the default bridge's subnet containers get addresses from
+    dns         the resolvers of the embedded DNS server and of containers on the default
+                bridge (default: the host's)
+    """
+
+    __slots__ = ("bip", "bridge", "debug", "dns", "fixed_cidr", "hosts", "insecure_registries",
+                 "registry_mirrors", "source")  # fmt: skip
     registry_mirrors: tuple[str, ...]
     insecure_registries: tuple[str, ...]
     debug: bool
     hosts: tuple[str, ...]
+    bridge: str
+    bip: str
+    fixed_cidr: str
+    dns: tuple[str, ...]
     source: str
 
     def __init__(
@@ -42,23 +59,54 @@ class DaemonConfig:
         insecure_registries: tuple[str, ...] = (),
         debug: bool = False,
         hosts: tuple[str, ...] = (),
+        bridge: str = "",
+        bip: str = "",
+        fixed_cidr: str = "",
+        dns: tuple[str, ...] = (),
         source: str = "",
     ) -> None:
-        object.__setattr__(self, "registry_mirrors", tuple(registry_mirrors))
-        object.__setattr__(self, "insecure_registries", tuple(insecure_registries))
-        object.__setattr__(self, "debug", bool(debug))
-        object.__setattr__(self, "hosts", tuple(hosts))
-        object.__setattr__(self, "source", source)
+        _check_network(bridge, bip, fixed_cidr, dns)
+        for name, value in (("registry_mirrors", tuple(registry_mirrors)),
+                            ("insecure_registries", tuple(insecure_registries)),
+                            ("debug", bool(debug)), ("hosts", tuple(hosts)), ("bridge", bridge),
+                            ("bip", bip), ("fixed_cidr", fixed_cidr), ("dns", tuple(dns)),
+                            ("source", source)):  # fmt: skip
+            object.__setattr__(self, name, value)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"DaemonConfig is frozen: {name}")
 
+    def replace(self, **changes: object) -> DaemonConfig:
+        """A copy with CHANGES (the command line's flags over the file's values)."""
+        values = {name: getattr(self, name) for name in self.__slots__}
+        values.update(changes)
+        return DaemonConfig(**values)  # type: ignore[arg-type]
+
     def __repr__(self) -> str:
-        return (
-            f"DaemonConfig(registry_mirrors={self.registry_mirrors!r}, "
-            f"insecure_registries={self.insecure_registries!r}, debug={self.debug!r}, "
-            f"hosts={self.hosts!r})"
-        )
+        fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__ if n != "source")
+        return f"DaemonConfig({fields})"
+
+
+def _check_network(bridge: str, bip: str, fixed_cidr: str, dns: tuple[str, ...]) -> None:
+    """The network settings, each checked and named (--bridge, --bip, --fixed-cidr, --dns)."""
+    if bridge and (len(bridge) > 15 or "/" in bridge or bridge.strip() != bridge):
+        raise InvalidArgument(f"--bridge: invalid interface name {bridge!r}")
+    if bridge == "none" and (bip or fixed_cidr):
+        raise InvalidArgument("--bip and --fixed-cidr need a bridge (not --bridge none)")
+    if bip or fixed_cidr or dns:
+        from sampan.network.ipam import Pool, contains, parse_cidr, parse_ip
+
+        if bip:
+            addr, slash, _ = bip.partition("/")
+            if not slash:
+                raise InvalidArgument(f"--bip: {bip!r} needs a prefix length (A.B.C.D/N)")
+            Pool.parse(bip, addr)  # the gateway a host address of its subnet
+        if fixed_cidr:
+            rng = parse_cidr(fixed_cidr, "--fixed-cidr")
+            if bip and not (rng[1] >= parse_cidr(bip)[1] and contains(parse_cidr(bip), rng[0])):
+                raise InvalidArgument(f"--fixed-cidr: {fixed_cidr} is not inside --bip {bip}")
+        for server in dns:
+            parse_ip(server, "--dns")
 
 
 def parse_config(data: bytes, path: str) -> DaemonConfig:
@@ -92,6 +140,10 @@ def parse_config(data: bytes, path: str) -> DaemonConfig:
         insecure_registries=tuple(doc.get("insecure-registries", ())),
         debug=bool(doc.get("debug", False)),
         hosts=tuple(doc.get("hosts", ())),
+        bridge=doc.get("bridge", ""),
+        bip=doc.get("bip", ""),
+        fixed_cidr=doc.get("fixed-cidr", ""),
+        dns=tuple(doc.get("dns", ())),
         source=path,
     )
 

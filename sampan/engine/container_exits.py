@@ -83,6 +83,12 @@ def exited(service: ContainerService, c: Container) -> None:
     except OSError as exc:
         error = error or f"unmounting the rootfs: {describe(exc)}"
     mounts.teardown(service.engine, c)  # volume devices no running container uses: unmounted
+    try:
+        from sampan.engine import network_attach
+
+        network_attach.detach(service.engine.networks, c)  # veths, namespace, ports, addresses
+    except (OSError, SampanError) as exc:
+        error = error or f"releasing its network: {describe(exc)}"
     with service.changed:
         c.state.update(Status="exited", Running=False, Pid=0, MonitorPid=0, MonitorStart=0,
                        ExitCode=int(doc.get("ExitCode", 255)), Error=error,

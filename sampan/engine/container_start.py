@@ -58,7 +58,7 @@ def write_bundle_files(service: ContainerService, c: Container) -> None:
 def launch(service: ContainerService, c: Container) -> None:
     """Mount C's snapshot and volumes, write its spec and start its monitor; on failure
     everything mounted here is unmounted again."""
-    from sampan.engine import mounts
+    from sampan.engine import mounts, network_attach
 
     rootfs = service.rootfs(c)
     run_dir = os.path.join(service.run_dir, c.id)
@@ -70,17 +70,42 @@ def launch(service: ContainerService, c: Container) -> None:
     store = service.engine.store()
     if not is_mounted(rootfs):
         store.snapshots.mount(c.id, rootfs)
+    networks = service.engine.networks
     try:
         mounts.setup(service.engine, c, rootfs)  # volumes mounted, filled from the image
-        _write_spec(service, c)
-        _spawn(service, c, run_dir)
+        net = network_attach.attach(networks, c)  # its namespace wired, ports published
+        with service.changed:
+            c.state.update(SandboxKey=net.get("SandboxKey", ""), Ports=net.get("Ports") or {})
+        _write_network_files(service, c)
+        _write_spec(service, c, net.get("SandboxKey", ""))
+        _spawn(service, c, run_dir, bool(net))
     except BaseException:
+        network_attach.detach(networks, c)
         mounts.teardown(service.engine, c, events=False)
         store.snapshots.unmount(rootfs)
         raise
 
 
-def _write_spec(service: ContainerService, c: Container) -> None:
+def _write_network_files(service: ContainerService, c: Container) -> None:
+    """hosts and resolv.conf for the networks C has now (its addresses, links, DNS)."""
+    from sampan.engine import network_attach
+
+    mode = c.host_config["NetworkMode"]
+    bundle = service.bundle(c)
+    if mode.startswith("container:"):
+        other = service.bundle(service.get(mode.partition(":")[2]))
+        texts = {n: read_text(os.path.join(other, n)) for n in ("hosts", "resolv.conf")}
+    else:
+        texts = network_attach.files(service.engine.networks, c, read_text("/etc/hosts"),
+                                     read_text("/etc/resolv.conf"))  # fmt: skip
+    for name, text in texts.items():
+        tmp = os.path.join(bundle, f".{name}.tmp")
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, os.path.join(bundle, name))
+
+
+def _write_spec(service: ContainerService, c: Container, netns: str = "") -> None:
     from sampan.engine import mounts, resources, security
 
     rootfs = service.rootfs(c)
@@ -92,6 +117,10 @@ def _write_spec(service: ContainerService, c: Container) -> None:
         group=read_text(os.path.join(rootfs, "etc/group")),
         cgroup_v2=os.path.exists("/sys/fs/cgroup/cgroup.controllers"),
     )  # fmt: skip
+    if netns:  # made by the engine (network_attach), or another container's
+        for ns in doc["linux"]["namespaces"]:
+            if ns["type"] == "network":
+                ns["path"] = netns
     resources.apply_to_spec(doc, c.host_config)
     mounts.apply(service.engine, c, doc)  # -v, --mount, --tmpfs, --volumes-from
     security.apply_to_spec(doc, c.host_config)
@@ -101,7 +130,7 @@ def _write_spec(service: ContainerService, c: Container) -> None:
     os.replace(tmp, os.path.join(bundle, "config.json"))
 
 
-def _spawn(service: ContainerService, c: Container, run_dir: str) -> None:
+def _spawn(service: ContainerService, c: Container, run_dir: str, netns_made: bool) -> None:
     """Start the monitor and wait for its report; the container is running after."""
     import select
 
@@ -112,8 +141,8 @@ def _spawn(service: ContainerService, c: Container, run_dir: str) -> None:
     read_fd, write_fd = os.pipe()
     argv = [sys.executable, "-I", "-S", MONITOR, service.runtime_root, c.id, service.bundle(c),
             service.log_path(c), run_dir, str(write_fd)]  # fmt: skip
-    if spec.network_namespace(c.host_config["NetworkMode"]):
-        argv.append("--loopback")
+    if spec.network_namespace(c.host_config["NetworkMode"]) and not netns_made:
+        argv.append("--loopback")  # the runtime's new namespace: lo comes up in it
     argv += engine.attach.monitor_flags(c)  # stdin, tty, log rotation, attachers
     pid = 0
     try:

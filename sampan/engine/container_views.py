@@ -39,13 +39,14 @@ def epoch(stamp: str) -> float:
 
 def inspect(service: ContainerService, ref: str) -> dict[str, Any]:
     """GET /containers/{id}/json."""
+    from sampan.engine import network_attach
+
     c = service.get(ref)
     with service.changed:  # one consistent look: an exit changes the state in steps
         state = dict(c.state)
         status = c.status
     args = list(c.config.get("Entrypoint") or []) + list(c.config.get("Cmd") or [])
     bundle = service.bundle(c)
-    network = c.host_config["NetworkMode"]
     driver = read_text(os.path.join(service.engine.image_root, "snapshots", "driver")).strip()
     return {
         "Id": c.id,
@@ -83,14 +84,7 @@ def inspect(service: ContainerService, ref: str) -> dict[str, Any]:
         "GraphDriver": {"Name": driver, "Data": None},
         "Mounts": _api_mounts(c),
         "Config": c.config,
-        "NetworkSettings": {
-            "Bridge": "",
-            "SandboxID": "",
-            "SandboxKey": "",
-            "Ports": {},
-            "HairpinMode": False,
-            "Networks": {network if network != "default" else "none": {}},
-        },
+        "NetworkSettings": network_attach.settings(service.engine.networks, c, state),
     }
 
 
@@ -119,14 +113,34 @@ def summary(service: ContainerService, c: Container) -> dict[str, Any]:
         "ImageID": c.image,
         "Command": " ".join(args),
         "Created": int(c.created),
-        "Ports": [],
+        "Ports": _ports(state) if status in ("running", "paused") else [],
         "Labels": c.config.get("Labels") or {},
         "State": status,
         "Status": text,
         "HostConfig": {"NetworkMode": c.host_config["NetworkMode"]},
-        "NetworkSettings": {"Networks": {}},
+        "NetworkSettings": {"Networks": _networks(service, c, state)},
         "Mounts": _api_mounts(c),
     }
+
+
+def _ports(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """ps's Ports: each published (or only exposed) port of a running container."""
+    out: list[dict[str, Any]] = []
+    for key, bindings in (state.get("Ports") or {}).items():
+        port, _, proto = key.partition("/")
+        if not bindings:
+            out.append({"PrivatePort": int(port), "Type": proto})
+        for b in bindings or []:
+            out.append({"IP": b["HostIp"], "PrivatePort": int(port),
+                         "PublicPort": int(b["HostPort"]), "Type": proto})  # fmt: skip
+    return out
+
+
+def _networks(service: ContainerService, c: Container, state: dict[str, Any]) -> dict[str, Any]:
+    from sampan.engine import network_attach
+
+    doc: dict[str, Any] = network_attach.settings(service.engine.networks, c, state)["Networks"]
+    return doc
 
 
 def listing(

@@ -147,10 +147,6 @@ class ContainerService:
         if not isinstance(image_name, str) or not image_name:
             raise InvalidArgument("Image: a container needs an image")
         host = spec.check_host_config(request.get("HostConfig"))
-        if request.get("NetworkingConfig") and request["NetworkingConfig"].get("EndpointsConfig"):
-            for net in request["NetworkingConfig"]["EndpointsConfig"]:
-                if net not in ("none", "host", "default", "bridge", host["NetworkMode"]):
-                    raise InvalidArgument(f"network {net} is not supported yet")
         name = spec.check_name(name) if name else ""
         from sampan.engine.images import resolve
 
@@ -169,6 +165,13 @@ class ContainerService:
         with self._lock:
             self.table.insert(c, self._containers.values())
             self._containers[c.id] = c
+        try:
+            from sampan.engine import network_attach
+
+            network_attach.plan(self.engine.networks, c, request)  # endpoints recorded
+        except BaseException:
+            self._remove_files(c)
+            raise
         _lifecycle.emit(self, c, "create")
         try:
             mounts.create_volumes(self.engine, c)
@@ -375,6 +378,7 @@ class ContainerService:
             c.removed = True
             c.removing = False
             self.changed.notify_all()
+        self.engine.networks.forget(c.id)  # after the record: a crash between, restore drops them
         self.restarts.removed(c)
         _lifecycle.emit(self, c, "destroy")
         from sampan.engine import mounts

@@ -55,6 +55,9 @@ class Engine:
         self.images = _images(self)
         self.id = self._engine_id()
         self.volumes = _volumes(self)
+        from sampan.engine.networks import NetworkService
+
+        self.networks = NetworkService(self)
         self.containers = _containers(self)
         from sampan.engine.attach import AttachHub
         from sampan.engine.exec import ExecService
@@ -62,6 +65,8 @@ class Engine:
         self.attach = AttachHub(self)  # stdio of running containers (their monitors')
         self.execs = ExecService(self)
         self.containers.restore()  # re-adopt the monitors of containers still running
+        every = self.containers.all()
+        self.networks.restore({c.id: c for c in every if c.running}, {c.id for c in every})
         self.volumes.reconcile()  # volume devices no running container uses: unmounted
         self.zygote()  # warm up now: the first start need not wait for it
 
@@ -134,6 +139,7 @@ class Engine:
             zygote, self._zygote = self._zygote, None
         if zygote is not None:
             zygote.close()
+        self.networks.close()
         if store is not None:
             store.close()
 

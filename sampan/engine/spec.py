@@ -17,9 +17,10 @@ rootfs's /etc/passwd) and writes the results.  The rules are dockerd's:
     /proc paths, /dev/shm of 64 MiB, /etc/hosts, /etc/hostname and
     /etc/resolv.conf bind-mounted from files the engine writes.
 
-Network modes: "none", "default" (what the docker CLI sends) and "" get a
-new network namespace with only loopback until the network issue adds
-bridges; "host" shares the daemon's; any other mode is refused.
+Network modes: "host" shares the daemon's namespace; every other mode has one of its
+own -- made by the runtime with loopback only ("none"; the default network of a daemon
+run with --bridge none) or by the engine and wired to bridges (network_attach.py), whose
+path the spec then names.
 """
 
 from __future__ import annotations
@@ -63,7 +64,6 @@ _HOST_CONFIG_KEYS = frozenset(
     ("NetworkMode", "AutoRemove", "ReadonlyRootfs", "RestartPolicy", "LogConfig",
      "ConsoleSize", "Isolation")
 )  # fmt: skip
-_NETWORK_MODES = ("", "default", "none", "host")
 
 
 def check_name(name: str) -> str:
@@ -182,18 +182,20 @@ def check_host_config(host: object) -> dict[str, Any]:
         host = {}
     if not isinstance(host, dict):
         raise InvalidArgument("HostConfig: expected an object")
-    from sampan.engine import mounts, resources, security
+    from sampan.engine import mounts, network_attach, resources, security
 
     for key, value in host.items():
         if key == "MemorySwappiness" and value == -1:
             continue  # the CLI's "unset"
         if key in resources.FIELDS or key in security.FIELDS or key in mounts.FIELDS:
             continue
+        if key in network_attach.HOST_FIELDS:
+            continue
         if key not in _HOST_CONFIG_KEYS and not _empty(value):
             raise Unsupported(f"HostConfig.{key} is not supported yet")
-    mode = _str(host.get("NetworkMode"), "HostConfig.NetworkMode")
-    if mode not in _NETWORK_MODES:
-        raise InvalidArgument(f"network mode {mode} is not supported yet")
+    mode = _str(host.get("NetworkMode"), "HostConfig.NetworkMode")  # a network: plan() checks
+    if mode.startswith("container:") and not mode.partition(":")[2]:
+        raise InvalidArgument("HostConfig.NetworkMode: container: needs a container")
     from sampan.engine.restart import check_auto_remove, check_policy
 
     restart = check_policy(host.get("RestartPolicy"))
@@ -213,11 +215,12 @@ def check_host_config(host: object) -> dict[str, Any]:
         **resources.check(host),
         **security.check(host),
         **mounts.check_host_fields(host),
+        **network_attach.check_host_fields(host),
     }
 
 
 def network_namespace(mode: str) -> bool:
-    """Whether network MODE gets a namespace of its own (only "host" does not)."""
+    """Whether network MODE has a namespace apart from the host's (only "host" has not)."""
     return mode != "host"
 
 

@@ -52,8 +52,9 @@ class _UnixConnection(http.client.HTTPConnection):
 class SampanDaemon:
     """`sampan --root ROOT daemon --exec-root EXEC -H unix://SOCK -D` as a subprocess."""
 
-    def __init__(self, base: Path, *, extra: tuple[str, ...] = ()) -> None:
+    def __init__(self, base: Path, *, extra: tuple[str, ...] = (), netns: str = "") -> None:
         self.base = base
+        self.netns = netns  # a network namespace's path: the daemon's "host" (network tests)
         self.root = base / "root"
         self.exec_root = base / "exec"
         self.socket = base / "sampan.sock"
@@ -66,9 +67,14 @@ class SampanDaemon:
         self.started_in = 0.0
 
     def argv(self) -> list[str]:
+        """The daemon's command line.  Outside a namespace of its own a test daemon has no
+        default bridge (--bridge none): bridges, veths and nftables rules of tests never
+        land in the host's namespace, where the machine's own daemon keeps its."""
+        enter = ["nsenter", f"--net={self.netns}"] if self.netns else []
+        bridge = [] if self.netns or "--bridge" in self.extra else ["--bridge", "none"]
         return [
-            sys.executable, "-m", "sampan.cli", "--root", str(self.root), "daemon",
-            "--exec-root", str(self.exec_root), "-H", self.host, "-D", *self.extra,
+            *enter, sys.executable, "-m", "sampan.cli", "--root", str(self.root), "daemon",
+            "--exec-root", str(self.exec_root), "-H", self.host, "-D", *bridge, *self.extra,
         ]  # fmt: skip
 
     def start(self, timeout: float = 10.0) -> SampanDaemon:
@@ -167,13 +173,19 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampanDaemon]:
     running.stop()
 
 
-def bootstrapped(base: Path, images: Callable[[Any], object] | None = None) -> SampanDaemon:
+def bootstrapped(
+    base: Path,
+    images: Callable[[Any], object] | None = None,
+    *,
+    netns: str = "",
+    extra: tuple[str, ...] = (),
+) -> SampanDaemon:
     """A daemon on BASE, started, with busybox:latest (and what IMAGES(store) adds) in its
-    image store -- no registry needed."""
+    image store -- no registry needed; NETNS: run in that network namespace."""
     from sampan.image import bootstrap
     from sampan.image.store import ImageStore
 
-    running = SampanDaemon(base)
+    running = SampanDaemon(base, netns=netns, extra=extra)
     with ImageStore(str(running.root / "image")) as store:
         bootstrap.busybox(store, ["busybox:latest"])
         if images is not None:
@@ -218,3 +230,53 @@ def inspect_container(daemon: SampanDaemon, ref: str) -> dict[str, Any]:
     doc = json.loads(daemon.docker("inspect", ref).stdout)
     assert len(doc) == 1
     return doc[0]  # type: ignore[no-any-return]
+
+
+class TestNetns:
+    """A network namespace for a test's daemon, playing the host: ``ip netns add`` (tests
+    only; the engine never spawns ip), lo up.  ``run(argv)`` runs a command inside it (a
+    client on "the host's" 127.0.0.1); ``close()`` deletes it with every bridge, veth and
+    nftables rule the daemon made there."""
+
+    __test__ = False
+
+    def __init__(self, tag: str) -> None:
+        self.name = f"sp-{tag}-{os.getpid()}"
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
+        subprocess.run(["ip", "netns", "add", self.name], check=True)
+        subprocess.run(["ip", "-n", self.name, "link", "set", "lo", "up"], check=True)
+        self.path = f"/run/netns/{self.name}"
+
+    def run(self, argv: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
+        kw.setdefault("capture_output", True)
+        kw.setdefault("text", True)
+        kw.setdefault("timeout", 60)
+        return subprocess.run(["nsenter", f"--net={self.path}", *argv], **kw)
+
+    def close(self) -> None:
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
+
+
+def network_daemon(name: str, *, extra: tuple[str, ...] = ()) -> Any:
+    """A module-scoped fixture: a ``bootstrapped`` daemon in a network namespace of its own
+    (with its default bridge), yielding (daemon, netns); its containers removed at teardown."""
+
+    @pytest.fixture(scope="module")
+    def fixture(
+        tmp_path_factory: pytest.TempPathFactory,
+    ) -> Iterator[tuple[SampanDaemon, TestNetns]]:
+        if os.geteuid() != 0:
+            pytest.skip("needs root")
+        ns = TestNetns(name)
+        try:
+            running = bootstrapped(tmp_path_factory.mktemp(name), netns=ns.path, extra=extra)
+            try:
+                yield running, ns
+                ids = running.docker("ps", "-aq").stdout.split()
+                running.docker("rm", "-f", *ids, check=False)
+            finally:
+                running.stop()
+        finally:
+            ns.close()
+
+    return fixture

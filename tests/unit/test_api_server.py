@@ -16,6 +16,7 @@ import pytest
 
 from sampan.api.router import Router
 from sampan.api.server import ApiServer, Request
+from sampan.engine.config import DaemonConfig
 from sampan.engine.daemon import Engine
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,7 +72,8 @@ def server(tmp_path: Path) -> Iterator[str]:
     router.add("POST", "/hijack", _hijack)
     router.add("GET", "/boom", _boom)
     router.add("POST", "/json", _json)
-    engine = Engine(str(tmp_path / "root"), str(tmp_path / "exec"))
+    # No default bridge: a unit test makes nothing in the host's network namespace.
+    engine = Engine(str(tmp_path / "root"), str(tmp_path / "exec"), DaemonConfig(bridge="none"))
     path = str(tmp_path / "api.sock")
     srv = ApiServer(engine, path, router)
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05})
