@@ -516,6 +516,12 @@ def reconcile(service: NetworkService, running: dict[str, Container], known: set
             ep.address = ""
             ep.endpoint = ""
             service.save_endpoint(ep)
+    if os.path.isdir(service.netns_dir):
+        for entry in os.listdir(service.netns_dir):
+            if entry not in running:
+                netns.remove(os.path.join(service.netns_dir, entry))
+    if not any(n.driver == "bridge" for n in service.all()):
+        return  # --bridge none and no network of ours: no link, no rule to look at
     nl = service.netlink()
     bridges = {nl.link_index(n.bridge) for n in service.all() if n.driver == "bridge"}
     bridges.discard(None)
@@ -527,10 +533,6 @@ def reconcile(service: NetworkService, running: dict[str, Container], known: set
             and link.name[2:14] not in prefixes
         ):
             nl.delete_link(link.name)
-    if os.path.isdir(service.netns_dir):
-        for entry in os.listdir(service.netns_dir):
-            if entry not in running:
-                netns.remove(os.path.join(service.netns_dir, entry))
     nets = [
         NetRule(n.bridge, n.pool().cidr, n.masquerade, n.internal, n.icc)
         for n in service.all()
