@@ -6,7 +6,7 @@ ROOT := $(abspath .)
 VENV := $(ROOT)/.venv
 PY := $(VENV)/bin/python
 BIN := /usr/local/bin
-DEB_PKGS := busybox-static libseccomp2 iproute2 python3-venv runc crun podman conmon skopeo procps debootstrap docker-registry tini
+DEB_PKGS := busybox-static libseccomp2 iproute2 python3-venv runc crun podman conmon skopeo procps debootstrap docker-registry tini nftables libnftables1 iperf3
 STAMPS := $(ROOT)/.venv/.stamps
 
 .PHONY: all deps venv install demo test lint typecheck unit integration parity bench clean
