@@ -73,6 +73,13 @@ def umount(target: str, flags: int = 0) -> None:
     check(libc.umount2(_b(target), flags), "umount", target)
 
 
+def statfs_type(path: str) -> int:
+    """statfs(2)'s f_type (the filesystem's magic number, e.g. NSFS_MAGIC) of PATH."""
+    buf = ctypes.create_string_buffer(256)  # struct statfs starts with f_type, a long
+    check(libc.statfs(_b(path), buf), "statfs", path)
+    return ctypes.c_long.from_buffer(buf).value
+
+
 AT_FDCWD = -100
 
 
