@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from sampan.engine.container_records import Container
     from sampan.engine.networks import Network, NetworkService
     from sampan.network.firewall import PortRule
+    from sampan.network.netlink import Netlink
 
 __all__ = [
     "HOST_FIELDS",
@@ -249,12 +250,16 @@ def attach(service: NetworkService, c: Container) -> dict[str, Any]:
     if not eps:
         return {}
     from sampan.network import netns
+    from sampan.network.netlink import Netlink
 
     nets = _allocate(service, c, eps)
     path = netns_path(service, c)
     try:
-        netns.create(path)
-        _wire(service, c, eps, nets, path)
+        inner = netns.create_with(path, Netlink)  # made, and a netlink socket inside it
+        try:
+            _wire(service, c, eps, nets, path, inner)
+        finally:
+            inner.close()
         ports = _publish(service, c, eps[0], nets[0])
     except BaseException:
         detach(service, c)
@@ -306,9 +311,16 @@ def _endpoint_id() -> str:
 
 
 def _wire(
-    service: NetworkService, c: Container, eps: list[Endpoint], nets: list[Network], path: str
+    service: NetworkService,
+    c: Container,
+    eps: list[Endpoint],
+    nets: list[Network],
+    path: str,
+    inner: Netlink | None = None,
 ) -> None:
-    """The veth pairs (host ends on the bridges, up), addresses and routes inside."""
+    """The veth pairs (host ends on the bridges, up), then inside (INNER: a netlink socket
+    of the namespace at PATH, or one opened here) each end's address, up, and the default
+    route via the first network that is not internal -- one round trip per network."""
     from sampan.network import netns
     from sampan.network.netlink import Netlink
 
@@ -320,28 +332,40 @@ def _wire(
                 master = nl.link_index(net.bridge)
                 if master is None:
                     raise SampanError(f"network {net.name}: its bridge {net.bridge} is missing")
-                index = nl.add_veth(
-                    _veth(c, ep.slot),
-                    f"eth{ep.slot}",
-                    fd,
-                    master=master,
-                    mtu=net.mtu,
-                    peer_mac=ep.mac,
-                )
-                nl.set_up(index)
+                _add_veth(nl, _veth(c, ep.slot), f"eth{ep.slot}", fd, master, net.mtu, ep.mac)
     finally:
         os.close(fd)
-    with Netlink(netns=path) as inner:
+    own = inner is None
+    inner = inner if inner is not None else Netlink(netns=path)
+    try:
         routed = False
         for ep, net in zip(eps, nets, strict=True):
             found = inner.link_index(f"eth{ep.slot}")
             if found is None:
                 raise SampanError(f"eth{ep.slot} did not appear in the container's namespace")
-            inner.add_address(found, ep.address, net.pool().subnet[1])
-            inner.set_up(found)
-            if not routed and not net.internal:
-                inner.add_route(net.doc["Gateway"], found)
-                routed = True
+            gateway = None if routed or net.internal else str(net.doc["Gateway"])
+            inner.configure(found, ep.address, net.pool().subnet[1], gateway)
+            routed = routed or gateway is not None
+    finally:
+        if own:
+            inner.close()
+
+
+def _add_veth(
+    nl: Netlink, name: str, peer: str, fd: int, master: int, mtu: int | None, mac: str
+) -> None:
+    """The pair, host end up on MASTER.  A host end of the same name may still be there: a
+    removed namespace takes its veths along in the background (detach does not wait ~20 ms
+    for it), so a container restarted at once can meet its old one -- deleted, then again."""
+    from sampan.network.netlink import NetlinkError
+
+    try:
+        nl.add_veth(name, peer, fd, master=master, mtu=mtu, peer_mac=mac, up=True)
+    except NetlinkError as exc:
+        if exc.errno != 17:  # EEXIST
+            raise
+        nl.delete_link(name)
+        nl.add_veth(name, peer, fd, master=master, mtu=mtu, peer_mac=mac, up=True)
 
 
 def _publish(
@@ -409,12 +433,8 @@ def detach(service: NetworkService, c: Container) -> None:
         service.firewall().unpublish(c.id)
     for sock in held:
         sock.close()
-    eps = service.endpoints(container=c.id)
-    with service.lock:
-        if eps and any(ep.address for ep in eps):
-            nl = service.netlink()
-            for ep in eps:
-                nl.delete_link(_veth(c, ep.slot))
+    # The veths go with the namespace, in the background: deleting them here would cost
+    # ~20 ms of kernel time each (RCU grace periods) under the service's lock.
     netns.remove(netns_path(service, c))
     _release(service, c)
 
