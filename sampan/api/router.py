@@ -114,9 +114,10 @@ def make_router() -> Router:
 
     attach.add_routes(router)
     exec.add_routes(router)
-    from sampan.api import volumes
+    from sampan.api import networks, volumes
 
     volumes.add_routes(router)
+    networks.add_routes(router)
     from sampan.api import container_ops
 
     container_ops.add_routes(router)

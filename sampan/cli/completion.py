@@ -93,8 +93,8 @@ def _kind(name: str, spec: tuple[str, str, str]) -> str:
         return "c"
     if spec in GROUPS["image"].values() and last not in _IMAGE_ARGS_EXCEPT:
         return "i"
-    if last in ("run", "create"):
-        return "i"  # the image, then the command
+    if spec in (COMMANDS["run"], COMMANDS["create"]):
+        return "i"  # the image, then the command (not `volume create`, `network create`)
     return ""
 
 

@@ -69,7 +69,6 @@ CREATE_FLAGS = [
     Flag("--entrypoint", "str", "overwrite the default ENTRYPOINT of the image"),
     Flag("--hostname,-h", "str", "container host name"),
     Flag("--label,-l", "list", "set meta data on a container"),
-    Flag("--network,--net", "str", "connect a container to a network (none, host, default)"),
     Flag("--read-only", "bool", "mount the container's root filesystem as read only"),
     Flag("--interactive,-i", "bool", "keep STDIN open even if not attached"),
     Flag("--tty,-t", "bool", "allocate a pseudo-TTY"),
@@ -82,6 +81,23 @@ CREATE_FLAGS = [
 CREATE_FLAGS += limits.CREATE_FLAGS  # memory, CPUs, ulimits, capabilities, devices, init...
 CREATE_FLAGS += mount_opts.CREATE_FLAGS  # -v, --mount, --tmpfs, --volumes-from
 CREATE_FLAGS += lifecycle.CREATE_FLAGS  # --restart, --stop-signal/-timeout, --health-*
+# Parsed by net_opts.py (imported only when a body is made, so `ps` never loads it).
+CREATE_FLAGS += [
+    Flag("--network,--net", "list", "connect a container to a network (NAME, none, host, "
+         "container:NAME, or name=NAME,alias=A,ip=IP)"),
+    Flag("--network-alias", "list", "add network-scoped alias for the container"),
+    Flag("--ip", "str", "IPv4 address on the (first) user-defined network"),
+    Flag("--mac-address", "str", "container MAC address (e.g., 92:d0:c6:0a:29:33)"),
+    Flag("--publish,-p", "list", "publish a container's port(s) to the host "
+         "([IP:][HOSTPORT:]PORT[/PROTO])"),
+    Flag("--publish-all,-P", "bool", "publish all exposed ports to random ports"),
+    Flag("--expose", "list", "expose a port or a range of ports"),
+    Flag("--dns", "list", "set custom DNS servers"),
+    Flag("--dns-search", "list", "set custom DNS search domains"),
+    Flag("--dns-option", "list", "set DNS options"),
+    Flag("--add-host", "list", "add a custom host-to-IP mapping (host:ip)"),
+    Flag("--link", "list", "add link to another container (NAME[:ALIAS])"),
+]  # fmt: skip
 RUN_FLAGS = [
     Flag("--detach,-d", "bool", "run container in background and print its ID"),
     Flag("--sig-proxy", "bool", "proxy received signals to the process", True),
@@ -89,13 +105,11 @@ RUN_FLAGS = [
 RUN_FLAGS += CREATE_FLAGS
 
 # docker's other run/create flags: known, refused by name until the engine has them.
-_LATER_VALUE = ("--publish,-p", "--pull", "--platform",
-                "--add-host", "--dns", "--expose", "--label-file",
+_LATER_VALUE = ("--pull", "--platform", "--label-file", "--ip6", "--link-local-ip",
                 "--cidfile", "--ipc", "--pid", "--userns", "--uts",
                 "--sysctl", "--group-add", "--gpus", "--runtime", "--cgroupns", "--cgroup-parent",
-                "--link", "--ip", "--mac-address", "--network-alias", "--isolation",
-                "--storage-opt")  # fmt: skip
-_LATER_BOOL = ("--publish-all,-P", "--quiet,-q",
+                "--isolation", "--storage-opt")  # fmt: skip
+_LATER_BOOL = ("--quiet,-q",
                "--disable-content-trust")  # fmt: skip
 _LATER = [Flag(n, "list") for n in _LATER_VALUE] + [Flag(n, "bool") for n in _LATER_BOOL]
 
@@ -142,9 +156,6 @@ def create_body(opts: dict[str, Any], image: str, command: list[str]) -> dict[st
         if not key:
             raise InvalidArgument(f"invalid label: {label!r}")
         labels[key] = value
-    network = opts["network"] or "default"
-    if network not in ("default", "none", "host"):
-        raise Unsupported(f"network mode {network} is not supported yet (none, host, default)")
     attach = not opts.get("detach")
     body: dict[str, Any] = {
         "Image": image,
@@ -157,7 +168,6 @@ def create_body(opts: dict[str, Any], image: str, command: list[str]) -> dict[st
         **_stdio_fields(opts, attach),
         "HostConfig": {
             "AutoRemove": bool(opts["rm"]),
-            "NetworkMode": network,
             "ReadonlyRootfs": bool(opts["read_only"]),
             **limits.host_config(opts),
             "LogConfig": _log_config(opts),
@@ -166,6 +176,9 @@ def create_body(opts: dict[str, Any], image: str, command: list[str]) -> dict[st
         **lifecycle.config_fields(opts),
     }
     mount_opts.apply(opts, body)  # Binds, Mounts, Tmpfs, VolumesFrom, Volumes
+    from sampan.cli import net_opts
+
+    net_opts.apply(opts, body)  # NetworkMode, ports, DNS, hosts, links, NetworkingConfig
     if opts["entrypoint"] is not None:
         body["Entrypoint"] = [opts["entrypoint"]]  # [""]: the image's is reset, as docker
     return body
@@ -326,7 +339,10 @@ def cmd_create(ctx: Context, argv: list[str]) -> int:
     client = Client(ctx.host)
 
     def create() -> int:
-        print(_create(client, opts, args))
+        try:
+            print(_create(client, opts, args))
+        except (InvalidArgument, Unsupported) as exc:
+            return _usage_error("create", exc)  # a bad flag value: docker's 125
         return 0
 
     return daemon_errors(create)

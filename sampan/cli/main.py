@@ -142,8 +142,21 @@ VOLUME_COMMANDS: dict[str, tuple[str, str, str]] = {
     "prune": ("sampan.cli.volume", "cmd_volume_prune", "Remove unused local volumes"),
 }
 
+_NET = "sampan.cli.network"
+NETWORK_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "create": (_NET, "cmd_network_create", "Create a network"),
+    "ls": (_NET, "cmd_network_ls", "List networks"),
+    "list": (_NET, "cmd_network_ls", "List networks"),
+    "inspect": (_NET, "cmd_network_inspect", "Display detailed information on networks"),
+    "rm": (_NET, "cmd_network_rm", "Remove one or more networks"),
+    "remove": (_NET, "cmd_network_rm", "Remove one or more networks"),
+    "prune": (_NET, "cmd_network_prune", "Remove all unused networks"),
+    "connect": (_NET, "cmd_network_connect", "Connect a container to a network"),
+    "disconnect": (_NET, "cmd_network_disconnect", "Disconnect a container from a network"),
+}
+
 GROUPS = {"image": IMAGE_COMMANDS, "container": CONTAINER_COMMANDS, "system": SYSTEM_COMMANDS,
-          "volume": VOLUME_COMMANDS}  # fmt: skip
+          "volume": VOLUME_COMMANDS, "network": NETWORK_COMMANDS}  # fmt: skip
 
 
 class Usage(Exception):
@@ -186,7 +199,8 @@ def _help() -> str:
     lines = ["Usage:  sampan [OPTIONS] COMMAND", "", "Commands:"]
     lines += [f"  {name:<10}{spec[2]}" for name, spec in COMMANDS.items()]
     lines += ["", "Management Commands:"]
-    lines += ["  container Manage containers", "  image     Manage images"]
+    lines += ["  container Manage containers", "  image     Manage images",
+              "  network   Manage networks"]  # fmt: skip
     lines += ["  system    Manage sampan", "  volume    Manage volumes", "", "Global Options:"]
     lines.append(usage(GLOBAL_FLAGS))
     return "\n".join(lines)

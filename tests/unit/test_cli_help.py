@@ -21,7 +21,8 @@ def test_help_lists_the_options_each_command_parses(capsys: pytest.CaptureFixtur
     assert main(["run", "--help"]) == 0
     out = capsys.readouterr().out
     assert "--memory, -m value" in out
-    assert "--publish" not in out  # refused by name, so not offered
+    assert "--publish, -p value" in out
+    assert "--pull" not in out  # refused by name, so not offered
 
 
 def test_help_after_the_first_argument_belongs_to_the_command() -> None:
