@@ -256,7 +256,7 @@ def network_row(n: dict[str, Any], trunc: bool) -> dict[str, Any]:
         "Name": n.get("Name", ""),
         "Driver": n.get("Driver", ""),
         "Scope": n.get("Scope", ""),
-        "IPv4": "false" if n.get("EnableIPv4") is False else "true",
+        "IPv4": "true" if n.get("EnableIPv4") else "false",  # absent under API 1.41: false
         "IPv6": "true" if n.get("EnableIPv6") else "false",
         "Internal": "true" if n.get("Internal") else "false",
         "Labels": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),

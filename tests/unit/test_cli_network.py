@@ -341,7 +341,7 @@ def test_ls_formats(served: Served, capsys: pytest.CaptureFixture[str]) -> None:
         f"web10 prod env=prod,team=a false false {when}",
     ]
     assert _run(served, "ls", "--format", "table {{.Name}}\t{{.IPv4}}") == 0
-    assert capsys.readouterr().out.splitlines()[:2] == ["NAME      IPV4", "bridge    true"]
+    assert capsys.readouterr().out.splitlines()[:2] == ["NAME      IPV4", "bridge    false"]
     assert _run(served, "ls", "--format", "json") == 0
     first = json.loads(capsys.readouterr().out.splitlines()[0])
     assert first["Name"] == "bridge" and first["ID"] == "b" * 12 and "Label" not in first
