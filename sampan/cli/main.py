@@ -208,7 +208,8 @@ def _help() -> str:
 
 def _group_help(group: str, table: dict[str, tuple[str, str, str]]) -> str:
     lines = [f"Usage:  sampan {group} COMMAND", "", "Commands:"]
-    lines += [f"  {name:<10}{spec[2]}" for name, spec in table.items()]
+    width = max(10, max(len(name) for name in table) + 1)  # "disconnect" needs a space
+    lines += [f"  {name:<{width}}{spec[2]}" for name, spec in table.items()]
     return "\n".join(lines)
 
 

@@ -455,3 +455,13 @@ def test_network_commands_import_no_slow_modules() -> None:
     never = FORBIDDEN | {"http.client", "sqlite3", "ipaddress", "sampan.engine", "sampan.network"}
     slow = sorted(never.intersection(names))
     assert slow == [], f"sampan network imports {slow}"
+
+
+def test_the_group_is_listed(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["network"])  # the group alone prints its commands
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert "  disconnect Disconnect a container from a network" in out
+    assert main(["--help"]) == 0
+    assert "  network   Manage networks" in capsys.readouterr().out
