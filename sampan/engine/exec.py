@@ -67,6 +67,7 @@ class Exec:
         self.pidfd = -1
         self.master = -1  # the pty master while a stream holds it
         self.done_r = -1  # readable once the exec has ended
+        self.streamed = False  # an ExecStream polls done_r: it closes it (else _wait does)
         self.done_w = -1
 
     @property
@@ -305,6 +306,7 @@ class ExecService:
             if master >= 0 and size:
                 _set_size(master, size[0], size[1])
             e.done_r, e.done_w = done_r, done_w
+            e.streamed = not detach
             try:
                 e.pidfd = os.pidfd_open(pid)
             except OSError:
@@ -361,6 +363,9 @@ class ExecService:
                 e.pidfd = -1
             os.close(e.done_w)
             e.done_w = -1
+            if not e.streamed and e.done_r >= 0:
+                os.close(e.done_r)
+                e.done_r = -1
             self.changed.notify_all()
         c = e.container
         self.engine.events.emit(
@@ -455,6 +460,8 @@ class ExecStream(Stream):
                     if data:
                         return self.outputs[fd], data
                     del self.outputs[fd]
+                    if fd != e.master:
+                        os.close(fd)  # its end of file: close() will not see it
 
     def write(self, data: bytes) -> None:
         fd = self.stdin
@@ -494,8 +501,13 @@ class ExecStream(Stream):
             if fd != self.exec.master:
                 os.close(fd)
         self.outputs.clear()
+        e = self.exec
         with self.service._lock:
-            master, self.exec.master = self.exec.master, -1
+            master, e.master = e.master, -1
+            e.streamed = False
+            if not e.running and e.done_r >= 0:  # else _wait closes it at the exit
+                os.close(e.done_r)
+                e.done_r = -1
         if master >= 0:
             os.close(master)
         os.close(self._wake_r)

@@ -154,7 +154,17 @@ def _port_range(text: str, field: str) -> tuple[int, int]:
 
 
 def plan(service: NetworkService, c: Container, request: dict[str, Any]) -> None:
-    """C's endpoints from its NetworkMode and NetworkingConfig, recorded (no address yet)."""
+    """C's endpoints from its NetworkMode and NetworkingConfig, recorded (no address yet).
+
+    A network or container named here that does not exist is a 400, not a 404: the docker
+    CLI takes a 404 from create for a missing image and goes off to pull it."""
+    try:
+        _plan(service, c, request)
+    except NotFound as exc:
+        raise InvalidArgument(str(exc)) from None
+
+
+def _plan(service: NetworkService, c: Container, request: dict[str, Any]) -> None:
     host = c.host_config
     mode = host["NetworkMode"]
     endpoints = (request.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
@@ -189,7 +199,7 @@ def plan(service: NetworkService, c: Container, request: dict[str, Any]) -> None
         try:
             service.get("bridge")
         except NotFound:  # a daemon with --bridge none: loopback only, as before
-            if len(names) > 1 or any(endpoints.values()):
+            if len(names) > 1 or any(_meaningful(v) for v in endpoints.values()):
                 raise InvalidArgument("the default bridge network is disabled (--bridge none)")
             if host["PortBindings"] or host["PublishAllPorts"] or host["Links"]:
                 raise InvalidArgument(
@@ -214,6 +224,20 @@ def plan(service: NetworkService, c: Container, request: dict[str, Any]) -> None
             service.engine.containers.get(link.partition(":")[0].strip("/"))
     for ep in eps:
         service.save_endpoint(ep)
+
+
+def _meaningful(config: object) -> bool:
+    """Whether an EndpointSettings asks for something (the docker CLI sends empty ones)."""
+    if not isinstance(config, dict):
+        return config is not None
+    ipam = config.get("IPAMConfig") or {}
+    return bool(
+        (isinstance(ipam, dict) and (ipam.get("IPv4Address") or ipam.get("IPv6Address")))
+        or config.get("Aliases")
+        or config.get("Links")
+        or config.get("MacAddress")
+        or config.get("DriverOpts")
+    )
 
 
 # -- start and exit ---------------------------------------------------------------------
@@ -317,10 +341,12 @@ def _wire(
     nets: list[Network],
     path: str,
     inner: Netlink | None = None,
+    route: bool = True,
 ) -> None:
     """The veth pairs (host ends on the bridges, up), then inside (INNER: a netlink socket
     of the namespace at PATH, or one opened here) each end's address, up, and the default
-    route via the first network that is not internal -- one round trip per network."""
+    route via the first network that is not internal (unless not ROUTE: a connect to a
+    container that has its route) -- one round trip per network."""
     from sampan.network import netns
     from sampan.network.netlink import Netlink
 
@@ -338,7 +364,7 @@ def _wire(
     own = inner is None
     inner = inner if inner is not None else Netlink(netns=path)
     try:
-        routed = False
+        routed = not route
         for ep, net in zip(eps, nets, strict=True):
             found = inner.link_index(f"eth{ep.slot}")
             if found is None:
@@ -360,12 +386,13 @@ def _add_veth(
     from sampan.network.netlink import NetlinkError
 
     try:
-        nl.add_veth(name, peer, fd, master=master, mtu=mtu, peer_mac=mac, up=True)
+        index = nl.add_veth(name, peer, fd, master=master, mtu=mtu, peer_mac=mac, up=True)
     except NetlinkError as exc:
         if exc.errno != 17:  # EEXIST
             raise
         nl.delete_link(name)
-        nl.add_veth(name, peer, fd, master=master, mtu=mtu, peer_mac=mac, up=True)
+        index = nl.add_veth(name, peer, fd, master=master, mtu=mtu, peer_mac=mac, up=True)
+    nl.set_hairpin(index)  # its own published ports through a host address
 
 
 def _publish(
@@ -480,7 +507,7 @@ def connect(service: NetworkService, net: Network, c: Container, config: dict[st
             )
         try:
             nets = _allocate_one(service, c, ep)
-            _wire(service, c, [ep], nets, path)
+            _wire(service, c, [ep], nets, path, route=False)
         except BaseException:
             with service.lock:
                 service.netlink().delete_link(_veth(c, ep.slot))

@@ -250,8 +250,8 @@ class NetworkService:
             nl.add_address(index, gateway, prefix)
         nl.set_up(index)
         netns.sysctl(f"net/ipv4/conf/{net.bridge}/route_localnet", "1")  # 127.0.0.1 -> -p
-        if net.masquerade:
-            _forwarding_on()
+        if not net.internal:
+            _forwarding_on()  # masquerade out, and DNAT of published ports in
         self.firewall().set_network(
             NetRule(net.bridge, pool.cidr, net.masquerade, net.internal, net.icc)
         )

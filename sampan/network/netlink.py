@@ -65,7 +65,8 @@ IFF_UP = 0x1
 IFA_ADDRESS, IFA_LOCAL, IFA_BROADCAST = 1, 2, 4
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_TABLE = 1, 4, 5, 15
 RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RTN_UNICAST = 254, 3, 0, 1
-AF_UNSPEC, AF_INET = 0, 2
+AF_UNSPEC, AF_INET, AF_BRIDGE = 0, 2, 7
+IFLA_PROTINFO, IFLA_BRPORT_MODE = 12, 4  # a bridge port's settings; its hairpin mode
 
 ENODEV, EBADMSG = 19, 74
 IFNAMSIZ = 16
@@ -560,6 +561,15 @@ class Netlink:
     def set_up(self, index: int, up: bool = True) -> None:
         op = "set link up" if up else "set link down"
         self._on_link(index, [(RTM_SETLINK, _up(index, up), 0, op, str(index))])
+
+    def set_hairpin(self, index: int, on: bool = True) -> None:
+        """Hairpin mode of bridge port INDEX: frames may leave by the port they came in on
+        -- a container reaching its own published port through a host address (with
+        br_netfilter loaded, the DNAT'd packet goes back out of the same port)."""
+        payload = ifinfo(index, family=AF_BRIDGE) + nested(
+            IFLA_PROTINFO, attr(IFLA_BRPORT_MODE, bytes([1 if on else 0]))
+        )
+        self.request(RTM_SETLINK, payload, 0, "set hairpin of", self._label(index))
 
     def set_master(self, index: int, master: int) -> None:
         """Enslave link INDEX to bridge MASTER (0: release it from its bridge)."""
