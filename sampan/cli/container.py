@@ -507,6 +507,41 @@ def _ellipsis(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def ports_text(ports: list[dict[str, Any]]) -> str:
+    """docker's PORTS column: "0.0.0.0:8080->80/tcp, 9000/tcp", consecutive ports of one
+    address and protocol folded into ranges ("0.0.0.0:8080-8081->80-81/tcp")."""
+    published: dict[tuple[str, str, int], list[int]] = {}
+    exposed: dict[str, list[int]] = {}
+    for p in ports:
+        if p.get("PublicPort"):
+            offset = int(p["PublicPort"]) - int(p["PrivatePort"])
+            key = (str(p.get("IP", "")), str(p.get("Type", "tcp")), offset)
+            published.setdefault(key, []).append(int(p["PrivatePort"]))
+        else:
+            exposed.setdefault(str(p.get("Type", "tcp")), []).append(int(p["PrivatePort"]))
+    items: list[tuple[int, str]] = []
+    for (ip, proto, offset), privates in published.items():
+        for lo, hi in _runs(privates):
+            public = f"{lo + offset}" if lo == hi else f"{lo + offset}-{hi + offset}"
+            private = f"{lo}" if lo == hi else f"{lo}-{hi}"
+            items.append((lo, f"{ip}:{public}->{private}/{proto}"))
+    for proto, privates in exposed.items():
+        for lo, hi in _runs(privates):
+            items.append((lo, f"{lo}/{proto}" if lo == hi else f"{lo}-{hi}/{proto}"))
+    return ", ".join(text for _, text in sorted(items))
+
+
+def _runs(numbers: list[int]) -> list[tuple[int, int]]:
+    """Sorted NUMBERS as runs of consecutive values: [(first, last), ...]."""
+    runs: list[tuple[int, int]] = []
+    for n in sorted(set(numbers)):
+        if runs and runs[-1][1] == n - 1:
+            runs[-1] = (runs[-1][0], n)
+        else:
+            runs.append((n, n))
+    return runs
+
+
 def ps_row(c: dict[str, Any], now: float, trunc: bool) -> dict[str, Any]:
     """One /containers/json entry as docker's ps formatter shows it."""
     from sampan.cli.format import human_duration_ago
@@ -526,7 +561,7 @@ def ps_row(c: dict[str, Any], now: float, trunc: bool) -> dict[str, Any]:
         "RunningFor": human_duration_ago(now - created),
         "Status": c.get("Status", ""),
         "State": c.get("State", ""),
-        "Ports": "",
+        "Ports": ports_text(c.get("Ports") or []),
         "Names": ",".join(names),
         "Labels": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
         "Size": _size(c),

@@ -185,6 +185,10 @@ def _plan(service: NetworkService, c: Container, request: dict[str, Any]) -> Non
                 raise InvalidArgument("conflicting options: dns and the network mode")
         if host["Links"]:
             raise InvalidArgument("conflicting options: --link and the network mode")
+        asked = [v for n, v in endpoints.items() if n == mode and _meaningful(v)]
+        if asked:
+            raise InvalidArgument(f"network mode {mode}: an address, alias, link or MAC "
+                                  "address needs a bridge network")  # fmt: skip
         extra = [n for n in endpoints if n != mode]
         if extra:
             raise InvalidArgument(

@@ -146,6 +146,9 @@ def merge_config(image: dict[str, Any], request: dict[str, Any], cid: str) -> di
     hostname = _str(request.get("Hostname"), "Hostname") or cid[:12]
     from sampan.engine import lifecycle
 
+    exposed = _exposed(image.get("ExposedPorts"), "image ExposedPorts")
+    exposed.update(_exposed(request.get("ExposedPorts"), "ExposedPorts"))
+    ports = {"ExposedPorts": exposed} if exposed else {}
     return {
         "Hostname": hostname,
         "Domainname": _str(request.get("Domainname"), "Domainname"),
@@ -167,7 +170,24 @@ def merge_config(image: dict[str, Any], request: dict[str, Any], cid: str) -> di
         "StopSignal": _str(request.get("StopSignal"), "StopSignal")
         or _str(image.get("StopSignal"), ""),
         **lifecycle.config_fields(image, request),  # StopTimeout, Healthcheck
+        **ports,
     }
+
+
+def _exposed(value: object, field: str) -> dict[str, Any]:
+    """ExposedPorts ({"80/tcp": {}}), each key checked; a bare port is tcp."""
+    if not value:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidArgument(f"{field}: expected an object")
+    out: dict[str, Any] = {}
+    for key in value:
+        port, _, proto = str(key).partition("/")
+        proto = proto or "tcp"
+        if not port.isdigit() or not 0 < int(port) < 65536 or proto not in ("tcp", "udp", "sctp"):
+            raise InvalidArgument(f"{field}: invalid port {key!r}")
+        out[f"{int(port)}/{proto}"] = {}
+    return out
 
 
 def _empty(value: object) -> bool:

@@ -178,7 +178,6 @@ def test_sampan_run_flags_reach_the_container(net_env: tuple[SampanDaemon, TestN
     daemon.docker("network", "rm", "flags-net")
 
 
-@pytest.mark.xfail(strict=True, reason="the engine keeps no Config.ExposedPorts yet")
 def test_expose_and_publish_all(net_env: tuple[SampanDaemon, TestNetns]) -> None:
     daemon, _ = net_env
     out = _sampan(daemon, "run", "-d", "--name", "exposed", "-P", "--expose", "9000",

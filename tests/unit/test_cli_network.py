@@ -465,3 +465,19 @@ def test_the_group_is_listed(capsys: pytest.CaptureFixture[str]) -> None:
     assert "  disconnect Disconnect a container from a network" in out
     assert main(["--help"]) == 0
     assert "  network   Manage networks" in capsys.readouterr().out
+
+
+def test_ps_ports_column_as_docker_prints_it() -> None:
+    from sampan.cli.container import ports_text
+
+    ports = [
+        {"IP": "0.0.0.0", "PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"},
+        {"IP": "0.0.0.0", "PrivatePort": 81, "PublicPort": 8081, "Type": "tcp"},
+        {"IP": "127.0.0.1", "PrivatePort": 80, "PublicPort": 32768, "Type": "tcp"},
+        {"PrivatePort": 9000, "Type": "tcp"},
+        {"IP": "0.0.0.0", "PrivatePort": 53, "PublicPort": 5353, "Type": "udp"},
+    ]
+    assert ports_text(ports) == (
+        "0.0.0.0:5353->53/udp, 0.0.0.0:8080-8081->80-81/tcp, 127.0.0.1:32768->80/tcp, 9000/tcp"
+    )
+    assert ports_text([]) == ""

@@ -59,8 +59,18 @@ def test_names() -> None:
 def test_host_config() -> None:
     host = spec.check_host_config({"NetworkMode": "default", "MemorySwappiness": -1, "Binds": None})
     assert host["NetworkMode"] == "default"
-    with pytest.raises(InvalidArgument, match="network mode bridge is not supported yet"):
-        spec.check_host_config({"NetworkMode": "bridge"})
+    assert spec.check_host_config({"NetworkMode": "bridge"})["NetworkMode"] == "bridge"
+    with pytest.raises(InvalidArgument, match="container: needs a container"):
+        spec.check_host_config({"NetworkMode": "container:"})
+    bound = spec.check_host_config({"PortBindings": {"80/tcp": [{"HostPort": "8080"}]}})
+    assert bound["PortBindings"] == {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}
+    for bad in ({"PortBindings": {"80/icmp": []}}, {"PortBindings": {"0/tcp": []}},
+                {"PortBindings": {"80": [{"HostPort": "99999"}]}}, {"Dns": ["not-an-ip"]},
+                {"ExtraHosts": ["nocolon"]}, {"PortBindings": {"80": [{"HostIp": "1.2.3"}]}}):
+        with pytest.raises(InvalidArgument):
+            spec.check_host_config(bad)
+    with pytest.raises(Unsupported, match="sctp"):
+        spec.check_host_config({"PortBindings": {"80/sctp": []}})
     with pytest.raises(Unsupported, match=r"HostConfig\.BlkioWeight "):
         spec.check_host_config({"BlkioWeight": 500})
 
@@ -104,3 +114,12 @@ def test_resolv_conf_drops_loopback_servers() -> None:
     text = "nameserver 127.0.0.53\nnameserver 10.0.0.1\nsearch lan\n"
     assert spec.resolv_conf(text) == "nameserver 10.0.0.1\nsearch lan\n"
     assert spec.resolv_conf(text, host_mode=True) == text
+
+
+def test_exposed_ports_merge_image_and_request() -> None:
+    config = spec.merge_config({"Cmd": ["sh"], "ExposedPorts": {"80/tcp": {}}},
+                               {"ExposedPorts": {"53/udp": {}, "8080": {}}}, CID)  # fmt: skip
+    assert config["ExposedPorts"] == {"80/tcp": {}, "53/udp": {}, "8080/tcp": {}}
+    assert "ExposedPorts" not in spec.merge_config({"Cmd": ["sh"]}, {}, CID)
+    with pytest.raises(InvalidArgument, match="ExposedPorts"):
+        spec.merge_config({"Cmd": ["sh"]}, {"ExposedPorts": {"http": {}}}, CID)
