@@ -64,9 +64,14 @@ def test_host_config() -> None:
         spec.check_host_config({"NetworkMode": "container:"})
     bound = spec.check_host_config({"PortBindings": {"80/tcp": [{"HostPort": "8080"}]}})
     assert bound["PortBindings"] == {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}
-    for bad in ({"PortBindings": {"80/icmp": []}}, {"PortBindings": {"0/tcp": []}},
-                {"PortBindings": {"80": [{"HostPort": "99999"}]}}, {"Dns": ["not-an-ip"]},
-                {"ExtraHosts": ["nocolon"]}, {"PortBindings": {"80": [{"HostIp": "1.2.3"}]}}):
+    for bad in (
+        {"PortBindings": {"80/icmp": []}},
+        {"PortBindings": {"0/tcp": []}},
+        {"PortBindings": {"80": [{"HostPort": "99999"}]}},
+        {"Dns": ["not-an-ip"]},
+        {"ExtraHosts": ["nocolon"]},
+        {"PortBindings": {"80": [{"HostIp": "1.2.3"}]}},
+    ):
         with pytest.raises(InvalidArgument):
             spec.check_host_config(bad)
     with pytest.raises(Unsupported, match="sctp"):
