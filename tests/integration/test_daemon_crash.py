@@ -27,6 +27,7 @@ import pytest
 
 from tests.integration.daemon_fixtures import (
     SampanDaemon,
+    TestNetns,
     bootstrapped,
     needs_docker_cli,
     wait_until,
@@ -60,9 +61,10 @@ class _Burst:
     """``docker run -d`` and ``rm -f`` one after the other; what was created and what an
     ``rm -f`` was attempted on (one in flight at the kill may or may not have happened)."""
 
-    def __init__(self, sd: SampanDaemon, rng: random.Random) -> None:
+    def __init__(self, sd: SampanDaemon, rng: random.Random, publish: bool = False) -> None:
         self.sd = sd
         self.rng = rng
+        self.publish = ["-p", "80"] if publish else []  # a random host port each
         self.created: list[str] = []
         self.removing: set[str] = set()
         self.stop = threading.Event()
@@ -76,8 +78,9 @@ class _Burst:
                 self.sd.docker("rm", "-f", cid, check=False, timeout=30)
             else:
                 done = self.sd.docker(
-                    "run", "-d", "busybox", "sleep", "300", check=False, timeout=30
-                )
+                    "run", "-d", *self.publish, "busybox", "sleep", "300", check=False,
+                    timeout=30,
+                )  # fmt: skip
                 if done.returncode == 0:
                     mine.append(done.stdout.strip())
                     self.created.append(done.stdout.strip())
@@ -113,16 +116,54 @@ def _check_consistent(sd: SampanDaemon) -> list[str]:
     return ids
 
 
-def test_kill_9_at_random_moments_loses_and_leaks_nothing(tmp_path: Path) -> None:
+def _check_network(sd: SampanDaemon, ns: TestNetns, ids: list[str]) -> None:
+    """Networking matches what runs: veths, namespaces, addresses and published ports of
+    running containers only, no address twice (the veths of a removed namespace go in
+    the background: waited for)."""
+    running = {
+        cid: json.loads(sd.docker("inspect", cid).stdout)[0]
+        for cid in ids
+        if sd.docker("inspect", "-f", "{{.State.Running}}", cid).stdout.strip() == "true"
+    }
+
+    def stray_veths() -> set[str]:
+        out = ns.run(["ip", "-o", "link", "show"]).stdout
+        names = {line.split(":")[1].strip().split("@")[0] for line in out.splitlines()}
+        return {n for n in names if n.startswith("vs") and n[2:14] not in {c[:12] for c in running}}
+
+    wait_until("the veths of stopped containers to go", lambda: not stray_veths())
+    netns_dir = sd.exec_root / "netns"
+    files = {p.name for p in netns_dir.iterdir()} if netns_dir.exists() else set()
+    assert files == set(running), f"namespaces of containers not running: {files - set(running)}"
+    addresses = [d["NetworkSettings"]["IPAddress"] for d in running.values()]
+    assert all(addresses) and len(set(addresses)) == len(addresses), addresses
+    with sqlite3.connect(sd.root / "engine.db") as db:
+        held = {r[0] for r in db.execute("SELECT container FROM endpoints WHERE address != ''")}
+    assert held == set(running), f"addresses held by containers not running: {held}"
+    rules = ns.run(["nft", "list", "ruleset"]).stdout
+    for doc in running.values():
+        port = doc["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"]
+        assert rules.count(f'{port} comment "{doc["Id"]}') == 1, f"port {port} not once"
+    for line in rules.splitlines():
+        if "comment" in line and " : " in line:  # a map element: its owner runs
+            owner = line.split('comment "')[1].split()[0]
+            assert owner in running, f"a published port of {owner}, which does not run"
+
+
+@pytest.mark.parametrize("network", [False, True], ids=["no-bridge", "bridge"])
+def test_kill_9_at_random_moments_loses_and_leaks_nothing(tmp_path: Path, network: bool) -> None:
+    """With ``bridge``: the daemon in a namespace of its own with its default bridge, each
+    run publishing a port -- the network side must come back consistent too."""
     if os.geteuid() != 0:
         pytest.skip("needs root")
     rng = random.Random(20261122)
-    sd = bootstrapped(tmp_path)
+    ns = TestNetns("crash") if network else None
+    sd = bootstrapped(tmp_path, netns=ns.path if ns else "")
     seen: set[str] = set()
     removing: set[str] = set()
     try:
         for _ in range(ROUNDS):
-            burst = _Burst(sd, rng)
+            burst = _Burst(sd, rng, publish=network)
             worker = threading.Thread(target=burst.run)
             worker.start()
             time.sleep(rng.uniform(0.3, 1.5))
@@ -136,6 +177,8 @@ def test_kill_9_at_random_moments_loses_and_leaks_nothing(tmp_path: Path) -> Non
             removing |= burst.removing
             sd.start()
             ids = _check_consistent(sd)
+            if ns is not None:
+                _check_network(sd, ns, ids)
             # No container lost: every one created and never removed is there, still running.
             for cid in seen - removing:
                 assert cid in ids, f"{cid} was lost"
@@ -158,11 +201,15 @@ def test_kill_9_at_random_moments_loses_and_leaks_nothing(tmp_path: Path) -> Non
         )
         leftovers = [p.name for p in (sd.root / "containers").iterdir()]
         assert leftovers == []
+        if ns is not None:
+            _check_network(sd, ns, [])
     finally:
         ids = sd.docker("ps", "-aq", check=False).stdout.split() if sd.proc else []
         if ids:
             sd.docker("rm", "-f", *ids, check=False)
         sd.stop()
+        if ns is not None:
+            ns.close()
 
 
 def test_a_removal_cut_short_is_finished_at_the_next_start(tmp_path: Path) -> None:
