@@ -100,7 +100,11 @@ def _check_network(bridge: str, bip: str, fixed_cidr: str, dns: tuple[str, ...])
             addr, slash, _ = bip.partition("/")
             if not slash:
                 raise InvalidArgument(f"--bip: {bip!r} needs a prefix length (A.B.C.D/N)")
-            Pool.parse(bip, addr)  # the gateway a host address of its subnet
+            parse_cidr(bip, "--bip")
+            try:
+                Pool.parse(bip, addr)  # the gateway a host address of its subnet
+            except InvalidArgument as exc:
+                raise InvalidArgument(f"--bip {bip}: {exc}") from None
         if fixed_cidr:
             rng = parse_cidr(fixed_cidr, "--fixed-cidr")
             if bip and not (rng[1] >= parse_cidr(bip)[1] and contains(parse_cidr(bip), rng[0])):

@@ -421,3 +421,51 @@ def test_none_and_host_modes_are_unchanged(net_env: tuple[SampanDaemon, TestNetn
         "run", "--rm", "--network", "none", "-p", "80", "busybox", "true", check=False
     )
     assert conflict.returncode != 0 and "conflicting options" in conflict.stderr
+
+
+def test_internal_network_has_no_way_out(net_env: tuple[SampanDaemon, TestNetns]) -> None:
+    daemon, _ = net_env
+    daemon.docker("network", "create", "--internal", "--subnet", "10.237.0.0/24", "sealed")
+    daemon.docker("run", "-d", "--name", "in1", "--network", "sealed", "busybox", "httpd", "-f",
+                  "-p", "80", "-h", "/etc")  # fmt: skip
+    daemon.docker("run", "-d", "--name", "in2", "--network", "sealed", "busybox", "sleep", "300")
+    daemon.docker("run", "-d", "--name", "out1", "busybox", "httpd", "-f", "-p", "80", "-h",
+                  "/etc")  # fmt: skip
+    assert "default" not in _sh(daemon, "in2", "ip route")
+    # its own members reach each other (by name: the DNS server still serves it) ...
+    assert _sh(daemon, "in2", "timeout 5 wget -qO- http://in1/hostname").strip()
+    # ... but nothing outside the bridge: not another network's container
+    out_ip = _inspect(daemon, "out1")["NetworkSettings"]["IPAddress"]
+    blocked = daemon.docker("exec", "in2", "timeout", "3", "wget", "-qO-",
+                            f"http://{out_ip}/hostname", check=False)  # fmt: skip
+    assert blocked.returncode != 0
+    daemon.docker("rm", "-f", "in1", "in2", "out1")
+    daemon.docker("network", "rm", "sealed")
+
+
+def test_daemon_bip_and_fixed_cidr(tmp_path_factory: pytest.TempPathFactory) -> None:
+    from tests.integration.daemon_fixtures import bootstrapped
+
+    ns = TestNetns("bip")
+    try:
+        daemon = bootstrapped(tmp_path_factory.mktemp("bip"), netns=ns.path,
+                              extra=("--bip", "10.238.0.1/24", "--fixed-cidr",
+                                     "10.238.0.128/25"))  # fmt: skip
+        try:
+            daemon.docker("run", "-d", "--name", "f1", "busybox", "sleep", "300")
+            settings = _inspect(daemon, "f1")["NetworkSettings"]
+            assert settings["Gateway"] == "10.238.0.1"
+            assert settings["IPAddress"] == "10.238.0.128"
+            assert settings["IPPrefixLen"] == 24
+            bridge = json.loads(daemon.docker("network", "inspect", "bridge").stdout)[0]
+            assert bridge["IPAM"]["Config"][0]["Subnet"] == "10.238.0.0/24"
+            assert "10.238.0.1/24" in ns.run(["ip", "-o", "-4", "addr", "show", "sampan0"]).stdout
+            daemon.docker("rm", "-f", "f1")
+        finally:
+            daemon.stop()
+        bad = SampanDaemon(tmp_path_factory.mktemp("badbip"), netns=ns.path,
+                           extra=("--bip", "10.238.0.0/33"))  # fmt: skip
+        with pytest.raises(RuntimeError, match="--bip"):
+            bad.start()
+    finally:
+        ns.close()
