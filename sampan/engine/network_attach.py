@@ -199,7 +199,7 @@ def _plan(service: NetworkService, c: Container, request: dict[str, Any]) -> Non
     names = [first] + [
         n for n in endpoints if n != first and not (first == "bridge" and n == "default")
     ]
-    if first == "bridge":
+    if mode == "default":
         try:
             service.get("bridge")
         except NotFound:  # a daemon with --bridge none: loopback only, as before
