@@ -45,5 +45,7 @@ if ! sampan -H "unix://$sock" ps -q >/dev/null 2>&1; then
 fi
 echo "+ sampan images"
 sampan -H "unix://$sock" images
+echo "+ sampan run --rm busybox ip -4 -o addr show eth0    # on the default bridge, sampan0"
+sampan run --rm busybox ip -4 -o addr show eth0
 echo "+ sampan run --rm busybox echo hello from a sampan container"
 sampan run --rm busybox echo hello from a sampan container

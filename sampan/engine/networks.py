@@ -299,9 +299,10 @@ class NetworkService:
         from sampan.network.ipam import first_free, parse_cidr, to_ip
 
         config = self.engine.config
-        if config.bip:
-            addr = config.bip.partition("/")[0]
-            net = parse_cidr(config.bip, "--bip")
+        bip = config.bip or self._existing_address(bridge)
+        if bip:
+            addr = bip.partition("/")[0]
+            net = parse_cidr(bip, "--bip")
             subnet, gateway = f"{to_ip(net[0])}/{net[1]}", addr
         else:
             subnet = first_free(_DEFAULT_SUBNETS, self._host_routes())
@@ -316,6 +317,18 @@ class NetworkService:
             "com.docker.network.driver.mtu": "1500",
         }
         return doc
+
+    def _existing_address(self, bridge: str) -> str:
+        """The address a bridge of that name already has ("A.B.C.D/N"), or "": a daemon
+        whose database is new adopts it (as dockerd adopts docker0's) rather than adding
+        a second subnet to the same bridge."""
+        with self.lock:
+            nl = self.netlink()
+            index = nl.link_index(bridge)
+            if index is None:
+                return ""
+            found = nl.addresses(index)
+        return f"{found[0][1]}/{found[0][2]}" if found else ""
 
     def _host_routes(self) -> list[tuple[int, int]]:
         """The host's IPv4 routes and the subnets of our networks: what a new subnet misses."""

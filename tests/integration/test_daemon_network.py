@@ -469,3 +469,27 @@ def test_daemon_bip_and_fixed_cidr(tmp_path_factory: pytest.TempPathFactory) -> 
             bad.start()
     finally:
         ns.close()
+
+
+def test_an_existing_bridge_address_is_adopted(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A daemon with a new database and a sampan0 already there (a previous root, a
+    reboot-surviving config) takes its subnet instead of adding a second one to it."""
+    from tests.integration.daemon_fixtures import bootstrapped
+
+    ns = TestNetns("adopt")
+    try:
+        ns.run(["ip", "link", "add", "sampan0", "type", "bridge"], check=True)
+        ns.run(["ip", "addr", "add", "10.239.0.1/24", "dev", "sampan0"], check=True)
+        daemon = bootstrapped(tmp_path_factory.mktemp("adopt"), netns=ns.path)
+        try:
+            bridge = json.loads(daemon.docker("network", "inspect", "bridge").stdout)[0]
+            assert bridge["IPAM"]["Config"][0] == {
+                "Subnet": "10.239.0.0/24",
+                "Gateway": "10.239.0.1",
+            }
+            addrs = ns.run(["ip", "-o", "-4", "addr", "show", "sampan0"]).stdout
+            assert addrs.count("inet ") == 1, addrs
+        finally:
+            daemon.stop()
+    finally:
+        ns.close()
