@@ -58,7 +58,8 @@ def main() -> int:
     sock = os.path.join(tmp, "sampan.sock")
     daemon = subprocess.Popen(
         [os.path.join(ROOT, ".venv", "bin", "sampan"), "--root", os.path.join(tmp, "root"),
-         "daemon", "--exec-root", os.path.join(tmp, "exec"), "-H", f"unix://{sock}"],
+         "daemon", "--exec-root", os.path.join(tmp, "exec"), "-H", f"unix://{sock}",
+         "--bridge", "none"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:

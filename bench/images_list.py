@@ -54,6 +54,7 @@ def start_daemon(sampan: str, root: str) -> subprocess.Popen[bytes]:
     """``sampan daemon`` on ROOT, answering on ROOT/sampan.sock."""
     sock = f"{root}/sampan.sock"
     argv = [sampan, "--root", root, "daemon", "--exec-root", f"{root}/exec", "-H", f"unix://{sock}"]
+    argv += ["--bridge", "none"]  # no bridge, no nftables table left in the host namespace
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:

@@ -289,7 +289,7 @@ class Tools:
         sock = f"{self.work}/sampan.sock"
         if self.daemon is None:
             argv = [launcher, "--root", root, "daemon", "--exec-root", f"{self.work}/sampan-exec",
-                    "-H", f"unix://{sock}"]  # fmt: skip
+                    "-H", f"unix://{sock}", "--bridge", "none"]  # fmt: skip
             quiet = subprocess.DEVNULL
             self.daemon = subprocess.Popen(argv, stdout=quiet, stderr=quiet)
             deadline = time.monotonic() + 20

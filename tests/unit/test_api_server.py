@@ -155,8 +155,8 @@ def test_daemon_starts_well_under_a_second(tmp_path: Path) -> None:
     sock = tmp_path / "d.sock"
     argv = [
         sys.executable, "-m", "sampan.cli", "--root", str(tmp_path / "root"), "daemon",
-        "--exec-root", str(tmp_path / "exec"), "-H", f"unix://{sock}",
-    ]  # fmt: skip
+        "--exec-root", str(tmp_path / "exec"), "-H", f"unix://{sock}", "--bridge", "none",
+    ]  # fmt: skip  (no bridge: a unit test makes nothing in the host's network namespace)
     started = time.monotonic()
     proc = subprocess.Popen(argv, cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
     try:
