@@ -153,10 +153,11 @@ def test_hijack_upgrades_to_a_raw_stream(server: str) -> None:
 
 def test_daemon_starts_well_under_a_second(tmp_path: Path) -> None:
     sock = tmp_path / "d.sock"
+    # --bridge none: a unit test makes nothing in the host's network namespace
     argv = [
         sys.executable, "-m", "sampan.cli", "--root", str(tmp_path / "root"), "daemon",
         "--exec-root", str(tmp_path / "exec"), "-H", f"unix://{sock}", "--bridge", "none",
-    ]  # fmt: skip  (no bridge: a unit test makes nothing in the host's network namespace)
+    ]  # fmt: skip
     started = time.monotonic()
     proc = subprocess.Popen(argv, cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
     try:
