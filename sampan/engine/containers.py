@@ -106,6 +106,11 @@ class ContainerService:
 
     # -- lookup --------------------------------------------------------------------------
 
+    def name_of(self, cid: str) -> str | None:
+        """The name of container CID, without the lock (the DNS server's index reads it)."""
+        c = self._containers.get(cid)
+        return c.name if c is not None else None
+
     def get(self, ref: str) -> Container:
         """By full id, name (with or without '/') or unique id prefix; docker's 404."""
         with self._lock:

@@ -117,6 +117,7 @@ def rename(service: ContainerService, ref: str, new_name: str) -> None:
         service.table.rename(c.id, name)
         c.name = name
         service.changed.notify_all()
+    service.engine.networks.names_changed()  # the embedded DNS answers the new name
     emit(service, c, "rename", oldName="/" + old)
 
 

@@ -193,6 +193,8 @@ class NetworkService:
         self._firewall: Firewall | None = None
         self._dns: DnsServer | None = None
         self.held: dict[str, list[Any]] = {}  # container id -> sockets holding its host ports
+        # The DNS index: gateway -> (name -> addresses, address -> name), see _names_at
+        self._index: dict[str, tuple[dict[str, list[str]], dict[str, str]]] = {}
         self.netns_dir = os.path.join(engine.exec_root, "netns")
         self._predefined()
 
@@ -366,11 +368,13 @@ class NetworkService:
                 (net.id, net.name, net.created, _json.dumps(net.doc), net.last),
             )
             self._networks[net.id] = net
+            self.names_changed()
 
     def _delete(self, net: Network) -> None:
         with self.lock:
             self._db.execute("DELETE FROM networks WHERE id=?", (net.id,))
             self._networks.pop(net.id, None)
+            self.names_changed()
 
     def get(self, ref: str) -> Network:
         """By full id, name, or unique id prefix (docker's order)."""
@@ -432,6 +436,7 @@ class NetworkService:
                     self._db.execute("ROLLBACK")
                 raise
             self._endpoints[ep.container, ep.network] = ep
+            self.names_changed()
             if last is not None:
                 last[0].last = last[1]
 
@@ -441,6 +446,7 @@ class NetworkService:
                 "DELETE FROM endpoints WHERE container=? AND network=?", (ep.container, ep.network)
             )
             self._endpoints.pop((ep.container, ep.network), None)
+            self.names_changed()
 
     def forget(self, container: str) -> None:
         """A removed container's endpoints (their addresses were released at its exit)."""
@@ -448,6 +454,7 @@ class NetworkService:
             self._db.execute("DELETE FROM endpoints WHERE container=?", (container,))
             for key in [k for k in self._endpoints if k[0] == container]:
                 del self._endpoints[key]
+            self.names_changed()
 
     # -- the API's verbs -------------------------------------------------------------------
 
@@ -669,10 +676,7 @@ class NetworkService:
         self.engine.events.emit("network", "destroy", net.id, {"name": net.name, "type": "bridge"})
 
     def _container_name(self, cid: str) -> str:
-        try:
-            return self.engine.containers.get(cid).name
-        except NotFound:
-            return cid[:12]
+        return self.engine.containers.name_of(cid) or cid[:12]  # lock-free: no lock order
 
     def prune(self, filters: dict[str, list[str]] | None = None) -> list[str]:
         """POST /networks/prune: user networks no container uses; their names."""
@@ -749,37 +753,42 @@ class NetworkService:
                 return net
         return None
 
+    def names_changed(self) -> None:
+        """Endpoints, networks or container names changed: the DNS index is rebuilt."""
+        with self.lock:  # an index being built meanwhile is not kept stale
+            self._index.clear()
+
+    def _names_at(self, listen: str) -> tuple[dict[str, list[str]], dict[str, str]]:
+        """The DNS index of the user network whose gateway is LISTEN: name -> addresses
+        (container names, short ids, aliases) and address -> PTR name; built once per
+        change, read without a lock by the DNS server's thread."""
+        entry = self._index.get(listen)
+        if entry is not None:
+            return entry
+        names: dict[str, list[str]] = {}
+        reverse: dict[str, str] = {}
+        with self.lock:
+            net = self._network_at(listen)
+            if net is not None:
+                for ep in self.endpoints(network=net.id):
+                    if not ep.address:
+                        continue
+                    cname = self.engine.containers.name_of(ep.container) or ep.container[:12]
+                    reverse[ep.address] = f"{cname}.{net.name}"
+                    keys = {ep.container[:12], cname.lower(), *(a.lower() for a in ep.aliases)}
+                    for key in keys:
+                        names.setdefault(key, []).append(ep.address)
+            entry = (names, reverse)
+            self._index[listen] = entry
+        return entry
+
     def _resolve(self, listen: str, name: str) -> list[str] | None:
         """The addresses NAME has on the network whose gateway is LISTEN: a container's name,
         its short id, its aliases on that network."""
-        with self.lock:
-            net = self._network_at(listen)
-            if net is None:
-                return None
-            found = []
-            for ep in self.endpoints(network=net.id):
-                if ep.address and name in self._names(ep):
-                    found.append(ep.address)
-        return found or None
+        return self._names_at(listen)[0].get(name)
 
     def _reverse(self, listen: str, address: str) -> str | None:
-        with self.lock:
-            net = self._network_at(listen)
-            if net is None:
-                return None
-            for ep in self.endpoints(network=net.id):
-                if ep.address == address:
-                    return f"{self._container_name(ep.container)}.{net.name}"
-        return None
-
-    def _names(self, ep: Endpoint) -> set[str]:
-        names = {ep.container[:12]}
-        names.update(a.lower() for a in ep.aliases)
-        try:
-            names.add(self.engine.containers.get(ep.container).name.lower())
-        except NotFound:
-            pass
-        return names
+        return self._names_at(listen)[1].get(address)
 
     def close(self) -> None:
         if self._dns is not None:

@@ -171,6 +171,11 @@ def test_user_network_names_and_isolation(
         f"http://{web['IPAddress']}/hostname", check=False,
     )  # fmt: skip
     assert blocked.returncode != 0
+    # a renamed container answers to its new name at once (the DNS index is rebuilt)
+    daemon.docker("rename", "web", "web2")
+    assert web["IPAddress"] in _sh(daemon, "client", "nslookup web2")
+    assert daemon.docker("exec", "client", "nslookup", "web", check=False).returncode != 0
+    daemon.docker("rename", "web2", "web")
     # network rm of a network in use is refused, with the container named
     refused = daemon.docker("network", "rm", "front", check=False)
     assert refused.returncode != 0 and "active endpoints" in refused.stderr
