@@ -585,7 +585,14 @@ def reconcile(service: NetworkService, running: dict[str, Container], known: set
         ):
             nl.delete_link(link.name)
     nets = [
-        NetRule(n.bridge, n.pool().cidr, n.masquerade, n.internal, n.icc)
+        NetRule(
+            n.bridge,
+            n.pool().cidr,
+            n.masquerade,
+            n.internal,
+            n.icc,
+            n.doc["Gateway"] if n.user_defined else "",
+        )
         for n in service.all()
         if n.driver == "bridge"
     ]

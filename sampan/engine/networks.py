@@ -254,8 +254,9 @@ class NetworkService:
         netns.sysctl(f"net/ipv4/conf/{net.bridge}/route_localnet", "1")  # 127.0.0.1 -> -p
         if not net.internal:
             _forwarding_on()  # masquerade out, and DNAT of published ports in
+        dns = gateway if net.user_defined else ""
         self.firewall().set_network(
-            NetRule(net.bridge, pool.cidr, net.masquerade, net.internal, net.icc)
+            NetRule(net.bridge, pool.cidr, net.masquerade, net.internal, net.icc, dns)
         )
         if net.user_defined:
             self.dns().listen(gateway)

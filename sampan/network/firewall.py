@@ -99,6 +99,7 @@ _OWNER_MAX = 100  # the element comment "<owner> <bridge>" stays within nft's 12
 # chain name prefix -> (type, hook, priority)
 _NET_NAT = ("n-", "nat", "postrouting", "srcnat")
 _NET_FILTER = ("f-", "filter", "forward", "filter")
+_NET_INPUT = ("i-", "filter", "input", "filter")  # the network's DNS server: its own only
 
 
 # -- validation -------------------------------------------------------------------------
@@ -212,15 +213,20 @@ class NetRule(_Value):
     masquerade  SNAT traffic from the subnet leaving by another interface
     internal    nothing forwarded in or out of the bridge except between its members
     icc         the bridge's containers may talk to each other
+    dns         the address of the network's DNS server (its gateway), "" for none: port
+                53 there answers only what comes in by the bridge (another network's
+                containers reach the gateway as a host address, and would learn this
+                network's names)
     """
 
-    __slots__ = ("bridge", "icc", "internal", "masquerade", "subnet")
-    _fields = ("bridge", "subnet", "masquerade", "internal", "icc")
+    __slots__ = ("bridge", "dns", "icc", "internal", "masquerade", "subnet")
+    _fields = ("bridge", "subnet", "masquerade", "internal", "icc", "dns")
     bridge: str
     subnet: str
     masquerade: bool
     internal: bool
     icc: bool
+    dns: str
 
     def __init__(
         self,
@@ -229,6 +235,7 @@ class NetRule(_Value):
         masquerade: bool = True,
         internal: bool = False,
         icc: bool = True,
+        dns: str = "",
     ) -> None:
         put = object.__setattr__
         put(self, "bridge", _ifname(bridge))
@@ -236,6 +243,7 @@ class NetRule(_Value):
         put(self, "masquerade", _flag(masquerade, "masquerade"))
         put(self, "internal", _flag(internal, "internal"))
         put(self, "icc", _flag(icc, "icc"))
+        put(self, "dns", _dotted(_ipv4(dns, "dns")) if dns else "")
 
 
 class PortRule(_Value):
@@ -359,7 +367,7 @@ def _network_lines(table: str, net: NetRule, replace: bool) -> list[str]:
     nat, filt = f"ip {table} n-{br}", f"ip {table} f-{br}"
     described = (
         f"hairpin subnet={subnet} masquerade={int(net.masquerade)} "
-        f"internal={int(net.internal)} icc={int(net.icc)}"
+        f"internal={int(net.internal)} icc={int(net.icc)}" + (f" dns={net.dns}" if net.dns else "")
     )
     lines = [f'add element ip {table} bridges {{ "{br}" }}']
     lines += _chain(table, _NET_NAT, br, replace)
@@ -388,6 +396,12 @@ def _network_lines(table: str, net: NetRule, replace: bool) -> list[str]:
         lines.append(
             f'add rule {filt} iifname "{br}" oifname "{br}" ct status & dnat == 0 drop '
             f'comment "icc off"'
+        )
+    lines += _chain(table, _NET_INPUT, br, replace)
+    if net.dns:
+        lines.append(
+            f"add rule ip {table} i-{br} ip daddr {net.dns} meta l4proto {{ tcp, udp }} "
+            f'th dport 53 iifname != "{br}" drop comment "dns={net.dns}"'
         )
     return lines
 
@@ -441,7 +455,7 @@ def render_remove_network(bridge: str, table: str = DEFAULT_TABLE) -> str:
     table, br = _table(table), _ifname(bridge)
     element = f'ip {table} bridges {{ "{br}" }}'
     lines = [*_skeleton(table), f"add element {element}", f"delete element {element}"]
-    for kind in (_NET_NAT, _NET_FILTER):
+    for kind in (_NET_NAT, _NET_FILTER, _NET_INPUT):
         lines += _chain(table, kind, br, replace=True)[:2]
     return "\n".join(lines) + "\n"
 
@@ -559,6 +573,7 @@ def parse_networks(listing: str, table: str = DEFAULT_TABLE) -> list[NetRule]:
                 masquerade=fields["masquerade"] == "1",
                 internal=fields["internal"] == "1",
                 icc=fields["icc"] == "1",
+                dns=fields.get("dns", ""),
             )
         except KeyError:
             raise _bad(comment) from None

@@ -163,8 +163,13 @@ def test_user_network_names_and_isolation(
     assert "192.0.2.123" in out, out
     assert len(upstream) > asked_before
     assert all(b"nosuchcontainer" not in q for q in upstream)
-    # another network: no name, no route to it
+    # another network: no name, no route to it -- and front's DNS server, reached through
+    # its gateway as a host address, answers nobody from back
     assert daemon.docker("exec", "other", "nslookup", "web", check=False).returncode != 0
+    front_dns = web["Gateway"]
+    asked = daemon.docker("exec", "other", "timeout", "5", "nslookup", "web", front_dns,
+                          check=False)  # fmt: skip
+    assert web["IPAddress"] not in asked.stdout
     # (Debian's static busybox wget crashes with -T: timeout(1) bounds it instead)
     blocked = daemon.docker(
         "exec", "other", "timeout", "3", "wget", "-q", "-O", "-",

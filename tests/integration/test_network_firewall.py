@@ -302,7 +302,9 @@ def test_reconcile_leaves_exactly_the_wanted_rules(net: Topology) -> None:
     assert net.fw("print(fw.networks())").strip() == repr([NET1])
     listing = net.nft("list", "table", "ip", "sampan")
     chains = [line.split()[1] for line in listing.splitlines() if line.strip().startswith("chain")]
-    assert sorted(chains) == sorted(["published", "prerouting", "output", f"n-{BR1}", f"f-{BR1}"])
+    assert sorted(chains) == sorted(
+        ["published", "prerouting", "output", f"n-{BR1}", f"f-{BR1}", f"i-{BR1}"]
+    )
     assert listing.count(f'comment "{OWNER1} {BR1}"') == 2, listing  # no duplicate
     assert "ghost" not in listing and BR2 not in listing
     assert listing.count("jump published") == 2 and listing.count("dnat ip to") == 2

@@ -444,3 +444,22 @@ def test_nothing_is_loaded_at_import() -> None:
         [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_a_network_dns_server_answers_its_own_bridge_only() -> None:
+    from sampan.network.firewall import NetRule, parse_networks, render_network
+
+    net = NetRule("br-x", "10.9.0.0/24", dns="10.9.0.1")
+    script = render_network(net)
+    assert (
+        "add rule ip sampan i-br-x ip daddr 10.9.0.1 meta l4proto { tcp, udp } th dport 53 "
+        'iifname != "br-x" drop' in script
+    )
+    assert "dport 53" not in render_network(NetRule("sampan0", "172.31.0.0/16"))
+    with pytest.raises(InvalidArgument, match="dns"):
+        NetRule("br-x", "10.9.0.0/24", dns="10.9.0")
+    listing = (
+        '{"nftables": [{"rule": {"family": "ip", "table": "sampan", "chain": "n-br-x", '
+        '"comment": "hairpin subnet=10.9.0.0/24 masquerade=1 internal=0 icc=1 dns=10.9.0.1"}}]}'
+    )
+    assert parse_networks(listing) == [net]
