@@ -160,6 +160,18 @@ class Formatter:
         return align(header + "\n" + "".join(lines))
 
 
+def render_listing(
+    spec: str, rows: list[dict[str, Any]], headers: Mapping[str, str], default_table: str
+) -> str:
+    """An ``ls`` command's rows (volume ls, network ls): SPEC (--format) or DEFAULT_TABLE;
+    for ``json`` their Label entry (a method for templates, not data) is left out."""
+    spec = spec or default_table
+    if spec == "json" or "json ." in spec:
+        for row in rows:
+            row.pop("Label", None)
+    return render(spec, rows, headers, default_table=default_table)
+
+
 def render(
     spec: str,
     rows: Iterable[Any],

@@ -284,14 +284,10 @@ def cmd_network_ls(ctx: Context, argv: list[str]) -> int:
             ids = (n["Id"][:12] if trunc else n["Id"] for n in found)
             sys.stdout.write("".join(f"{i}\n" for i in ids))
             return 0
-        from sampan.cli.format import render
+        from sampan.cli.format import render_listing
 
         rows = [network_row(n, trunc) for n in found]
-        spec = opts["format"] or LS_TABLE
-        if spec == "json" or "json ." in spec:
-            for row in rows:
-                del row["Label"]  # a method, not data
-        sys.stdout.write(render(spec, rows, NETWORK_HEADERS, default_table=LS_TABLE))
+        sys.stdout.write(render_listing(opts["format"], rows, NETWORK_HEADERS, LS_TABLE))
         return 0
 
     return daemon_errors(ls)

@@ -126,14 +126,10 @@ def cmd_volume_ls(ctx: Context, argv: list[str]) -> int:
         if opts["quiet"] and not opts["format"]:
             sys.stdout.write("".join(f"{v['Name']}\n" for v in found))
             return 0
-        from sampan.cli.format import render
+        from sampan.cli.format import render_listing
 
         rows = [volume_row(v) for v in found]
-        spec = opts["format"] or LS_TABLE
-        if spec == "json" or "json ." in spec:
-            for row in rows:
-                del row["Label"]  # a method, not data
-        sys.stdout.write(render(spec, rows, VOLUME_HEADERS, default_table=LS_TABLE))
+        sys.stdout.write(render_listing(opts["format"], rows, VOLUME_HEADERS, LS_TABLE))
         return 0
 
     return daemon_errors(ls)
