@@ -11,14 +11,12 @@ time -- what the start, exit and listing modules all read, with no
 process, mount or lock of its own.  The service holds the lock that every
 change of a record is made under.
 
-    table = ContainerTable("/var/lib/sampan/engine.db")
+    table = ContainerTable("/var/lib/sampan")     # its engine.db
     for c in table.load(): ...
     table.insert(c); table.update(c); table.delete(c.id)
 """
 
 from __future__ import annotations
-
-import sqlite3
 
 from sampan import _json
 from sampan.errors import Conflict, InvalidArgument, SampanError
@@ -148,11 +146,10 @@ def random_name(taken: Iterable[str]) -> str:
 class ContainerTable:
     """The containers table of engine.db; callers hold the service's lock."""
 
-    def __init__(self, path: str) -> None:
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(_SCHEMA)
+    def __init__(self, root: str) -> None:
+        from sampan.engine.db import connect
+
+        self._db = connect(root, (_SCHEMA,))
 
     def load(self) -> list[Container]:
         found = []

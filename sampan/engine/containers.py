@@ -67,7 +67,7 @@ class ContainerService:
         for path in (self.dir, self.run_dir, self.runtime_root):
             os.makedirs(path, mode=0o700, exist_ok=True)
         self._sweep_views()
-        self.table = ContainerTable(os.path.join(engine.root, "engine.db"))
+        self.table = ContainerTable(engine.root)
         self._lock = threading.RLock()
         self.changed = threading.Condition(self._lock)
         self._containers = {c.id: c for c in self.table.load()}

@@ -169,16 +169,9 @@ class NetworkService:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.lock = threading.RLock()
-        self._db = sqlite3.connect(
-            os.path.join(engine.root, "engine.db"),
-            check_same_thread=False,
-            isolation_level=None,
-            timeout=30,
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        for statement in _SCHEMA:
-            self._db.execute(statement)
+        from sampan.engine.db import connect
+
+        self._db = connect(engine.root, _SCHEMA)
         self._networks: dict[str, Network] = {}
         for nid, name, created, doc, last in self._db.execute("SELECT * FROM networks"):
             self._networks[nid] = Network(nid, name, created, _json.loads(doc), last)

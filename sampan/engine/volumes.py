@@ -26,7 +26,6 @@ that comes back unmounts those no running container uses.
 from __future__ import annotations
 
 import os
-import sqlite3
 import threading
 import time
 
@@ -199,15 +198,9 @@ class VolumeService:
         self.engine = engine
         self.dir = os.path.join(engine.root, "volumes")
         os.makedirs(self.dir, mode=0o701, exist_ok=True)
-        self._db = sqlite3.connect(
-            os.path.join(engine.root, "engine.db"),
-            check_same_thread=False,
-            isolation_level=None,
-            timeout=30,
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(_SCHEMA)
+        from sampan.engine.db import connect
+
+        self._db = connect(engine.root, (_SCHEMA,))
         self.lock = threading.RLock()
         self._volumes: dict[str, Volume] = {}
         for name, driver, created, labels, options in self._db.execute("SELECT * FROM volumes"):
