@@ -43,3 +43,24 @@ def test_missing_and_empty_files_are_empty_configs(tmp_path: Path) -> None:
 def test_bad_configs_name_the_key(text: bytes, message: str) -> None:
     with pytest.raises(InvalidArgument, match=message):
         parse_config(text, "/etc/sampan/daemon.json")
+
+
+def test_network_settings() -> None:
+    text = (
+        b'{"bridge": "br0", "bip": "10.5.0.1/24", "fixed-cidr": "10.5.0.128/25",'
+        b' "dns": ["1.1.1.1"]}'
+    )
+    config = parse_config(text, "daemon.json")
+    assert (config.bridge, config.bip, config.fixed_cidr, config.dns) == (
+        "br0", "10.5.0.1/24", "10.5.0.128/25", ("1.1.1.1",))  # fmt: skip
+    assert config.replace(bridge="none", bip="", fixed_cidr="").bridge == "none"
+    for bad, message in (
+        (b'{"bip": "10.5.0.1"}', "--bip"),
+        (b'{"bip": "10.5.0.0/24"}', "--bip"),  # the network address is no gateway
+        (b'{"bip": "10.5.0.1/24", "fixed-cidr": "10.6.0.0/25"}', "--fixed-cidr"),
+        (b'{"dns": ["dns.example"]}', "--dns"),
+        (b'{"bridge": "a-name-longer-than-15"}', "--bridge"),
+        (b'{"bridge": "none", "bip": "10.5.0.1/24"}', "--bip"),
+    ):
+        with pytest.raises(InvalidArgument, match=message):
+            parse_config(bad, "daemon.json")
