@@ -167,18 +167,16 @@ class ContainerService:
         from sampan.engine import mounts
 
         mounts.plan(self.engine, c, request, image_config)  # checked; nothing made yet
+        from sampan.engine import network_attach
+
+        endpoints = network_attach.plan(self.engine.networks, c, request)  # checked
         with self._lock:
             self.table.insert(c, self._containers.values())
             self._containers[c.id] = c
-        try:
-            from sampan.engine import network_attach
-
-            network_attach.plan(self.engine.networks, c, request)  # endpoints recorded
-        except BaseException:
-            self._remove_files(c)
-            raise
         _lifecycle.emit(self, c, "create")
         try:
+            for ep in endpoints:  # after the record: a crash between, restore drops them
+                self.engine.networks.save_endpoint(ep)
             mounts.create_volumes(self.engine, c)
             bundle = self.bundle(c)
             os.makedirs(os.path.join(bundle, "rootfs"), mode=0o700)

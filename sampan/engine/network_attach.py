@@ -22,7 +22,7 @@ links are gone; ``reconcile`` at the daemon's start releases what no running con
 holds, deletes veths on our bridges and namespaces of no running container, and
 rebuilds the nftables table from what runs.
 
-    plan(service, c, request)      # at create: endpoints recorded, checked
+    eps = plan(service, c, request)   # at create: endpoints checked, saved with the record
     settings = attach(service, c)  # at start: {"SandboxKey", "Ports"}; detach(service, c)
 """
 
@@ -153,18 +153,19 @@ def _port_range(text: str, field: str) -> tuple[int, int]:
     return lo, hi
 
 
-def plan(service: NetworkService, c: Container, request: dict[str, Any]) -> None:
-    """C's endpoints from its NetworkMode and NetworkingConfig, recorded (no address yet).
+def plan(service: NetworkService, c: Container, request: dict[str, Any]) -> list[Endpoint]:
+    """C's endpoints from its NetworkMode and NetworkingConfig, checked (no address yet);
+    nothing recorded: the caller saves them once C's record is in.
 
     A network or container named here that does not exist is a 400, not a 404: the docker
     CLI takes a 404 from create for a missing image and goes off to pull it."""
     try:
-        _plan(service, c, request)
+        return _plan(service, c, request)
     except NotFound as exc:
         raise InvalidArgument(str(exc)) from None
 
 
-def _plan(service: NetworkService, c: Container, request: dict[str, Any]) -> None:
+def _plan(service: NetworkService, c: Container, request: dict[str, Any]) -> list[Endpoint]:
     host = c.host_config
     mode = host["NetworkMode"]
     endpoints = (request.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
@@ -194,7 +195,7 @@ def _plan(service: NetworkService, c: Container, request: dict[str, Any]) -> Non
             raise InvalidArgument(
                 f"container cannot be connected to network {extra[0]!r} and to network mode {mode}"
             )
-        return
+        return []
     first = "bridge" if mode in ("default", "bridge") else mode
     names = [first] + [
         n for n in endpoints if n != first and not (first == "bridge" and n == "default")
@@ -209,7 +210,7 @@ def _plan(service: NetworkService, c: Container, request: dict[str, Any]) -> Non
                 raise InvalidArgument(
                     "port publishing and links need a network; the daemon runs with --bridge none"
                 )
-            return
+            return []
     eps = []
     for slot, name in enumerate(names):
         net = service.get(name)
@@ -226,8 +227,7 @@ def _plan(service: NetworkService, c: Container, request: dict[str, Any]) -> Non
     if host["Links"]:
         for link in host["Links"]:
             service.engine.containers.get(link.partition(":")[0].strip("/"))
-    for ep in eps:
-        service.save_endpoint(ep)
+    return eps
 
 
 def _meaningful(config: object) -> bool:

@@ -361,6 +361,11 @@ def test_bad_input_is_refused_and_leaves_nothing(net_env: tuple[SampanDaemon, Te
     assert f"vs{t5['Id'][:12]}0" not in _links(ns)
     unknown = daemon.docker("run", "--rm", "--network", "nosuchnet", "busybox", "true", check=False)
     assert unknown.returncode != 0 and "not found" in unknown.stderr
+    # a create refused for its network leaves no record behind (and no destroy event)
+    refused = daemon.docker("create", "--name", "badnet", "--network", "nosuchnet", "busybox",
+                            check=False)  # fmt: skip
+    assert refused.returncode != 0
+    assert daemon.docker("inspect", "badnet", check=False).returncode != 0
     static = daemon.docker("run", "--rm", "--ip", "10.9.9.9", "busybox", "true", check=False)
     assert static.returncode != 0
     daemon.docker("rm", "-f", *[f"t{i}" for i in range(6)])
