@@ -188,6 +188,10 @@ class NetworkService:
         self.held: dict[str, list[Any]] = {}  # container id -> sockets holding its host ports
         # The DNS index: gateway -> (name -> addresses, address -> name), see _names_at
         self._index: dict[str, tuple[dict[str, list[str]], dict[str, str]]] = {}
+        # The index's own lock, never held while waiting for anything: the DNS thread must
+        # not take self.lock, which create/rm hold while they wait for the DNS thread.
+        self._index_lock = threading.Lock()
+        self._generation = 0
         self.netns_dir = os.path.join(engine.exec_root, "netns")
         self._predefined()
 
@@ -742,38 +746,45 @@ class NetworkService:
     # -- names (the embedded DNS server's resolver) ----------------------------------------
 
     def _network_at(self, gateway: str) -> Network | None:
-        for net in self._networks.values():
+        for net in list(self._networks.values()):  # a copy: no lock on the DNS thread
             if net.doc.get("Gateway") == gateway and net.user_defined:
                 return net
         return None
 
     def names_changed(self) -> None:
         """Endpoints, networks or container names changed: the DNS index is rebuilt."""
-        with self.lock:  # an index being built meanwhile is not kept stale
+        with self._index_lock:  # an index being built meanwhile is not kept (generation)
             self._index.clear()
+            self._generation += 1
 
     def _names_at(self, listen: str) -> tuple[dict[str, list[str]], dict[str, str]]:
         """The DNS index of the user network whose gateway is LISTEN: name -> addresses
         (container names, short ids, aliases) and address -> PTR name; built once per
-        change, read without a lock by the DNS server's thread."""
+        change by the DNS server's thread, from copies, without self.lock (create and rm
+        hold it while they wait for that thread to add or drop a listener)."""
         entry = self._index.get(listen)
         if entry is not None:
             return entry
+        with self._index_lock:
+            generation = self._generation
         names: dict[str, list[str]] = {}
         reverse: dict[str, str] = {}
-        with self.lock:
-            net = self._network_at(listen)
-            if net is not None:
-                for ep in self.endpoints(network=net.id):
-                    if not ep.address:
-                        continue
-                    cname = self.engine.containers.name_of(ep.container) or ep.container[:12]
-                    reverse[ep.address] = f"{cname}.{net.name}"
-                    keys = {ep.container[:12], cname.lower(), *(a.lower() for a in ep.aliases)}
-                    for key in keys:
-                        names.setdefault(key, []).append(ep.address)
-            entry = (names, reverse)
-            self._index[listen] = entry
+        net = self._network_at(listen)
+        if net is not None:
+            eps = [e for e in list(self._endpoints.values()) if e.network == net.id]
+            for ep in sorted(eps, key=lambda e: e.slot):
+                address = ep.address
+                if not address:
+                    continue
+                cname = self.engine.containers.name_of(ep.container) or ep.container[:12]
+                reverse[address] = f"{cname}.{net.name}"
+                keys = {ep.container[:12], cname.lower(), *(a.lower() for a in ep.aliases)}
+                for key in keys:
+                    names.setdefault(key, []).append(address)
+        entry = (names, reverse)
+        with self._index_lock:
+            if self._generation == generation:
+                self._index[listen] = entry
         return entry
 
     def _resolve(self, listen: str, name: str) -> list[str] | None:

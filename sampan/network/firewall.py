@@ -12,6 +12,7 @@ own); no other table is read, flushed or reordered -- this host's ``ip nat`` and
     chain output         nat output -100: the same, for the host's own processes
     chain n-<bridge>     nat postrouting srcnat: masquerade (outbound, hairpin, localhost)
     chain f-<bridge>     filter forward: isolation, policy accept
+    chain i-<bridge>     filter input: no 127.0.0.0/8 from the bridge; its DNS server
 
 Published ports are map ELEMENTS, not rules: a connection's first packet costs
 one hash lookup however many containers publish ports, publishing is one
@@ -398,6 +399,13 @@ def _network_lines(table: str, net: NetRule, replace: bool) -> list[str]:
             f'comment "icc off"'
         )
     lines += _chain(table, _NET_INPUT, br, replace)
+    # route_localnet (set for 127.0.0.1 -> -p) would also deliver a container's own packets
+    # to 127.0.0.0/8 via its gateway to the host's loopback-only services: only replies of
+    # connections DNAT'd into the bridge may come in with such a destination.
+    lines.append(
+        f'add rule ip {table} i-{br} iifname "{br}" ip daddr 127.0.0.0/8 '
+        f'ct status & dnat == 0 drop comment "localnet"'
+    )
     if net.dns:
         lines.append(
             f"add rule ip {table} i-{br} ip daddr {net.dns} meta l4proto {{ tcp, udp }} "

@@ -463,3 +463,17 @@ def test_a_network_dns_server_answers_its_own_bridge_only() -> None:
         '"comment": "hairpin subnet=10.9.0.0/24 masquerade=1 internal=0 icc=1 dns=10.9.0.1"}}]}'
     )
     assert parse_networks(listing) == [net]
+
+
+def test_loopback_destinations_from_a_bridge_are_dropped_unless_dnatted() -> None:
+    """route_localnet (for -p from 127.0.0.1) would let a container route to the host's
+    127.0.0.0/8 through its gateway; only replies of DNAT'd connections may come in."""
+    from sampan.network.firewall import NetRule, render_network, render_reconcile
+
+    rule = (
+        'add rule ip sampan i-sampan0 iifname "sampan0" ip daddr 127.0.0.0/8 '
+        'ct status & dnat == 0 drop comment "localnet"'
+    )
+    net = NetRule("sampan0", "172.31.0.0/16")
+    assert rule in render_network(net).splitlines()
+    assert rule in render_reconcile([net], []).splitlines()

@@ -1,0 +1,107 @@
+"""Networking faults found in review, each against a real daemon in a network namespace of
+its own (its "host"): what a container must not reach, and the daemon's locks under load.
+
+Traffic goes only between containers and the daemon's namespace (TestNetns); the host's
+own namespace is never touched.  The daemon forwards unknown names to 127.0.0.77 in its
+namespace, where nothing listens.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from typing import Any
+
+import pytest
+
+from tests.integration.daemon_fixtures import (
+    SampanDaemon,
+    TestNetns,
+    needs_docker_cli,
+    network_daemon,
+)
+
+pytestmark = [pytest.mark.root, needs_docker_cli]
+
+review_env = network_daemon("rev", extra=("--dns", "127.0.0.77"))
+
+
+def _inspect(sd: SampanDaemon, ref: str) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(sd.docker("inspect", ref).stdout)[0]
+    return doc
+
+
+def test_a_container_cannot_reach_the_hosts_loopback_services(
+    review_env: tuple[SampanDaemon, TestNetns],
+) -> None:
+    """route_localnet on the bridge (for -p from 127.0.0.1) must not let a container send
+    to 127.0.0.0/8 through its gateway and reach what the host binds on loopback only
+    (CVE-2020-8558's shape).  The container's side is played by the test, root in the
+    container's namespace: a route to 127.0.0.2 via the gateway, as NET_RAW could forge."""
+    sd, ns = review_env
+    sd.docker("run", "-d", "--name", "lh", "busybox", "sleep", "300")
+    try:
+        settings = _inspect(sd, "lh")["NetworkSettings"]
+        gateway, sandbox = settings["Gateway"], settings["SandboxKey"]
+        listener = subprocess.Popen(
+            ["nsenter", f"--net={ns.path}", sys.executable, "-c",
+             "import socket\n"
+             "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+             "s.bind(('127.0.0.2',5999)); s.settimeout(3)\n"
+             "print('ready',flush=True)\n"
+             "try:\n    print(s.recvfrom(100)[0].decode(),flush=True)\n"
+             "except socket.timeout:\n    print('nothing',flush=True)\n"],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert listener.stdout is not None
+        assert listener.stdout.readline().strip() == "ready"
+        inside = ["nsenter", f"--net={sandbox}"]
+        subprocess.run(
+            [*inside, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/conf/eth0/route_localnet"],
+            check=True,
+        )
+        subprocess.run(
+            [*inside, "ip", "route", "add", "127.0.0.2/32", "via", gateway, "dev", "eth0",
+             "table", "local"], check=True,
+        )  # fmt: skip
+        for _ in range(5):
+            subprocess.run(
+                [*inside, sys.executable, "-c",
+                 "import socket\n"
+                 "socket.socket(socket.AF_INET,socket.SOCK_DGRAM)"
+                 ".sendto(b'leaked',('127.0.0.2',5999))\n"],
+                check=True,
+            )  # fmt: skip
+            time.sleep(0.1)
+        out, _ = listener.communicate(timeout=10)
+        assert out.strip() == "nothing", "a container reached a service bound on 127.0.0.2"
+    finally:
+        sd.docker("rm", "-f", "lh", check=False)
+
+
+def test_name_lookups_during_network_create_and_remove_do_not_deadlock(
+    review_env: tuple[SampanDaemon, TestNetns],
+) -> None:
+    """The DNS thread's resolver takes the network service's lock to rebuild its index,
+    while create/rm hold that lock and wait for the DNS thread to (un)register a
+    listener: queries arriving meanwhile must not hang the daemon's networking."""
+    sd, _ = review_env
+    sd.docker("network", "create", "dl-base")
+    loop = "while true; do nslookup nosuch $(awk '/^nameserver/{print $2; exit}' /etc/resolv.conf) >/dev/null 2>&1; done"  # noqa: E501
+    try:
+        for n in range(3):
+            sd.docker("run", "-d", "--name", f"dl-q{n}", "--network", "dl-base", "busybox",
+                      "sh", "-c", loop)  # fmt: skip
+        time.sleep(0.5)
+        for n in range(40):
+            body = json.dumps({"Name": f"dl-{n}"}).encode()
+            headers = {"Content-Type": "application/json"}
+            status, _, _ = sd.api("POST", "/networks/create", body, headers, timeout=20)
+            assert status == 201, f"create dl-{n}: {status}"
+            status, _, _ = sd.api("DELETE", f"/networks/dl-{n}", timeout=20)
+            assert status == 204, f"rm dl-{n}: {status}"
+    finally:
+        sd.docker("rm", "-f", "dl-q0", "dl-q1", "dl-q2", check=False, timeout=30)
+        sd.docker("network", "rm", "dl-base", check=False, timeout=30)
