@@ -465,9 +465,26 @@ def detach(service: NetworkService, c: Container) -> None:
     for sock in held:
         sock.close()
     # The veths go with the namespace, in the background: deleting them here would cost
-    # ~20 ms of kernel time each (RCU grace periods) under the service's lock.
+    # ~20 ms of kernel time each (RCU grace periods) under the service's lock.  Unless a
+    # container joined it (container:ID) and keeps it alive: then they go now, or the
+    # addresses released below would stay on them.
+    if _joined(service, c):
+        with service.lock:
+            for ep in service.endpoints(container=c.id):
+                if ep.address:
+                    service.netlink().delete_link(_veth(c, ep.slot))
     netns.remove(netns_path(service, c))
     _release(service, c)
+
+
+def _joined(service: NetworkService, c: Container) -> bool:
+    """Whether another container runs (or starts) in C's network namespace."""
+    mode = f"container:{c.id}"
+    return any(
+        o.host_config.get("NetworkMode") == mode and (o.running or o.starting)
+        for o in service.engine.containers.all()
+        if o is not c
+    )
 
 
 def _release(service: NetworkService, c: Container) -> None:

@@ -105,3 +105,36 @@ def test_name_lookups_during_network_create_and_remove_do_not_deadlock(
     finally:
         sd.docker("rm", "-f", "dl-q0", "dl-q1", "dl-q2", check=False, timeout=30)
         sd.docker("network", "rm", "dl-base", check=False, timeout=30)
+
+
+def _addresses_in(netns: str) -> list[str]:
+    out = subprocess.run(
+        ["nsenter", f"--net={netns}", "ip", "-4", "-o", "addr", "show", "scope", "global"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return [line.split()[3].partition("/")[0] for line in out.splitlines()]
+
+
+def test_a_joined_namespace_gives_up_the_address_its_owner_released(
+    review_env: tuple[SampanDaemon, TestNetns],
+) -> None:
+    """X stops while Y (--network container:X) still runs in X's namespace: that namespace
+    lives on, and with it X's veth -- X's address, released, must not stay on it, or the
+    next container given that address shares it with Y (docker: Y keeps loopback only)."""
+    sd, _ = review_env
+    sd.docker("network", "create", "--subnet", "10.77.0.0/29", "join-net")
+    try:
+        sd.docker("run", "-d", "--name", "jx", "--network", "join-net", "busybox", "sleep", "300")
+        old = _inspect(sd, "jx")["NetworkSettings"]["Networks"]["join-net"]["IPAddress"]
+        sd.docker("run", "-d", "--name", "jy", "--network", "container:jx", "busybox",
+                  "sleep", "300")  # fmt: skip
+        y_ns = f"/proc/{_inspect(sd, 'jy')['State']['Pid']}/ns/net"
+        assert old in _addresses_in(y_ns)
+        sd.docker("stop", "-t", "0", "jx")
+        deadline = time.monotonic() + 5
+        while old in _addresses_in(y_ns) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert old not in _addresses_in(y_ns), f"{old} released but still on jy's eth0"
+    finally:
+        sd.docker("rm", "-f", "jx", "jy", check=False)
+        sd.docker("network", "rm", "join-net", check=False)
