@@ -138,3 +138,33 @@ def test_a_joined_namespace_gives_up_the_address_its_owner_released(
     finally:
         sd.docker("rm", "-f", "jx", "jy", check=False)
         sd.docker("network", "rm", "join-net", check=False)
+
+
+def test_restarts_at_once_leave_one_veth_one_rule_one_address(
+    review_env: tuple[SampanDaemon, TestNetns],
+) -> None:
+    """docker restart and a restart policy's restart, each while the previous namespace's
+    veth may still be going away in the background: afterwards exactly one host veth, the
+    port answers from 127.0.0.1, and no address is held twice."""
+    sd, ns = review_env
+    sd.docker("network", "create", "--subnet", "10.78.0.0/24", "rs-net")
+    try:
+        cid = sd.docker(
+            "run", "-d", "--name", "rs", "--network", "rs-net", "--ip", "10.78.0.9",
+            "-p", "127.0.0.1:5998:8080", "busybox", "sh", "-c",
+            "echo hi > /tmp/i; httpd -f -p 8080 -h /tmp",
+        ).stdout.strip()  # fmt: skip
+        for _ in range(5):
+            sd.docker("restart", "-t", "0", "rs")
+        sd.docker("run", "-d", "--name", "rs2", "--network", "rs-net", "busybox", "sleep", "300")
+        time.sleep(0.5)  # the old namespaces' veths gone in the background
+        links = ns.run(["ip", "-o", "link", "show"]).stdout
+        assert links.count(f"vs{cid[:12]}") == 1, links
+        got = ns.run(["wget", "-qO-", "-T", "3", "http://127.0.0.1:5998/i"])
+        assert got.stdout.strip() == "hi", got.stderr
+        nets = json.loads(sd.docker("network", "inspect", "rs-net").stdout)[0]
+        addrs = [c["IPv4Address"] for c in nets["Containers"].values()]
+        assert len(addrs) == len(set(addrs)) == 2, addrs
+    finally:
+        sd.docker("rm", "-f", "rs", "rs2", check=False)
+        sd.docker("network", "rm", "rs-net", check=False)
