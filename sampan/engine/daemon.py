@@ -64,9 +64,13 @@ class Engine:
 
         self.attach = AttachHub(self)  # stdio of running containers (their monitors')
         self.execs = ExecService(self)
-        self.containers.restore()  # re-adopt the monitors of containers still running
-        every = self.containers.all()
-        self.networks.restore({c.id: c for c in every if c.running}, {c.id for c in every})
+        # Under the networks' lock: a restart policy's timer scheduled by the containers'
+        # restore waits for the networks' reconciliation, whose snapshot of what runs
+        # would otherwise miss it (its address released, its namespace removed).
+        with self.networks.lock:
+            self.containers.restore()  # re-adopt the monitors of containers still running
+            every = self.containers.all()
+            self.networks.restore({c.id: c for c in every if c.running}, {c.id for c in every})
         self.volumes.reconcile()  # volume devices no running container uses: unmounted
         self.zygote()  # warm up now: the first start need not wait for it
 
