@@ -1,0 +1,1 @@
+"""Dockerfile builds: the parser, the build context and the builder (through the engine)."""
