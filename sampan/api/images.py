@@ -126,9 +126,9 @@ def list_images(request: Request) -> None:
     legacy = request.query("filter")  # API < 1.41's reference filter
     if legacy:
         filters.setdefault("reference", []).append(legacy)
-    # all=1 changes nothing: images have no parents here, so none are intermediate;
-    # digests=1 neither: RepoDigests are always filled in.
-    request.send_json(200, request.engine.images.list_images(filters=filters))
+    # digests=1 changes nothing: RepoDigests are always filled in.
+    all_ = request.flag("all")
+    request.send_json(200, request.engine.images.list_images(filters=filters, all_=all_))
 
 
 def inspect(request: Request) -> None:

@@ -32,20 +32,18 @@ import contextlib
 import copy
 import os
 import stat
-import time
 
-from sampan import _json
+from sampan.engine.image_steps import child_image, container_layer
 from sampan.errors import Conflict, InvalidArgument
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from typing import Any, BinaryIO
+    from typing import Any
 
     from sampan.engine.containers import Container, ContainerService
-    from sampan.image.store import ImageStore
 
-__all__ = ["apply_changes", "check_config", "commit", "merge_config"]
+__all__ = ["apply_changes", "check_config", "commit", "merge_config", "write_tree_diff"]
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -158,46 +156,7 @@ def _paused(service: ContainerService, c: Container, pause: bool) -> Iterator[No
                 query.resume(service.runtime_root, c.id)
 
 
-class _Gzip:
-    """A binary writer that gzips into FILE (mtime 0: the same layer, the same blob)."""
-
-    def __init__(self, file: BinaryIO) -> None:
-        import zlib
-
-        self._file = file
-        self._z = zlib.compressobj(6, zlib.DEFLATED, 31)
-
-    def write(self, data: bytes | bytearray | memoryview) -> int:
-        self._file.write(self._z.compress(data))
-        return len(data)
-
-    def close(self) -> None:
-        self._file.write(self._z.flush())
-
-
-def _layer_blob(service: ContainerService, c: Container, store: ImageStore) -> tuple[str, str, int]:
-    """The container's layer in the content store: (diff id, blob digest, blob size)."""
-    import tempfile
-
-    from sampan.image.layertar import write_layer
-
-    snaps = store.snapshots
-    upper = snaps.upper_dir(c.id)
-    with tempfile.TemporaryFile(dir=store.root, prefix=".commit-") as spool:
-        gz = _Gzip(spool)  # type: ignore[arg-type]
-        if snaps.driver == "overlay":
-            diff_id = write_layer(upper, gz, overlay_whiteouts=True)  # type: ignore[arg-type]
-        else:
-            chain = store.get(c.image).chain
-            base = snaps.layer_dir(chain[-1]) if chain else None
-            diff_id = _write_tree_diff(base, upper, gz)
-        gz.close()
-        spool.seek(0)
-        digest, size = store.content.put_stream(spool)  # type: ignore[arg-type]
-    return diff_id, digest, size
-
-
-def _write_tree_diff(base: str | None, tree: str, out: Any) -> str:
+def write_tree_diff(base: str | None, tree: str, out: Any) -> str:
     """The layer tar that makes BASE into TREE (vfs): changed entries, whiteouts."""
     import hashlib
 
@@ -285,9 +244,7 @@ def commit(
     config: dict[str, Any] | None = None,
 ) -> str:
     """POST /commit: the new image's id."""
-    from sampan.oci import image as oi
     from sampan.oci.reference import parse_reference
-    from sampan.units import rfc3339
 
     c = service.get(ref)
     names = []
@@ -304,39 +261,20 @@ def commit(
     new_config = merge_config(apply_changes(user, list(changes or [])), c.config)
     store = service.engine.store()
     parent = store.get(c.image)
-    parent_config = store.config_of(parent)
-    parent_manifest = store.manifest(parent)
+    base = {k: v for k, v in store.config_of(parent).raw.items()
+            if k not in ("author", "comment")}  # fmt: skip
+    entry: dict[str, Any] = {}
+    if author:
+        base["author"] = entry["author"] = author
+    entry["created_by"] = " ".join(c.config.get("Cmd") or [])
+    if comment:
+        base["comment"] = entry["comment"] = comment
     with store.writing():
         with _paused(service, c, pause):
-            diff_id, blob, size = _layer_blob(service, c, store)
-        now = rfc3339(time.time_ns())
-        raw = {k: v for k, v in parent_config.raw.items()
-               if k not in ("container", "container_config", "docker_version", "author",
-                            "comment")}  # fmt: skip
-        entry: dict[str, Any] = {"created": now}
-        if author:
-            raw["author"] = entry["author"] = author
-        entry["created_by"] = " ".join(c.config.get("Cmd") or [])
-        if comment:
-            raw["comment"] = entry["comment"] = comment
-        raw.update(
-            config=new_config,
-            created=now,
-            history=[*parent_config.history, entry],
-            rootfs={"type": "layers", "diff_ids": [*parent_config.diff_ids, diff_id]},
+            layer = container_layer(service, c, store)
+        record = child_image(
+            store, parent, new_config, entry, layer, names=names, base=base, record_parent=False
         )
-        config_bytes = _json.dumps(raw).encode()
-        config_digest = store.content.put(config_bytes)
-        docker = parent_manifest.media_type == oi.DOCKER_MANIFEST
-        manifest = oi.Manifest(
-            oi.DOCKER_MANIFEST if docker else oi.OCI_MANIFEST,
-            oi.Descriptor(oi.DOCKER_CONFIG if docker else oi.OCI_CONFIG, config_digest,
-                          len(config_bytes)),
-            (*parent_manifest.layers,
-             oi.Descriptor(oi.DOCKER_LAYER_GZIP if docker else oi.OCI_LAYER_GZIP, blob, size)),
-        )  # fmt: skip
-        manifest_digest = store.content.put(manifest.to_bytes())
-        record = store.commit_image(manifest_digest, names=names)
     attrs = {"name": c.name, "image": c.image_name, "comment": comment, "imageID": record.id}
     if names:
         attrs["imageRef"] = str(names[0])

@@ -108,7 +108,7 @@ def image_inspect(store: ImageStore, record: ImageRecord) -> dict[str, Any]:
         "Id": record.id,
         "RepoTags": [familiar_name(t) for t in record.tags],
         "RepoDigests": digests,
-        "Parent": "",
+        "Parent": store.parent_of(record.id) or "",
         "Comment": _comment(config),
         "Created": config.get("created", ""),
         "Container": "",
@@ -213,7 +213,7 @@ class ImageService:
         """docker's ImageSummary of RECORD."""
         return {
             "Id": record.id,
-            "ParentId": "",
+            "ParentId": self.store.parent_of(record.id) or "",
             "RepoTags": [familiar_name(t) for t in record.tags],
             "RepoDigests": [familiar_name(d) for d in record.repo_digests],
             "Created": int(parse_rfc3339(record.created)),
@@ -224,8 +224,11 @@ class ImageService:
             "Containers": containers,
         }
 
-    def list_images(self, *, filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
-        """GET /images/json: newest first; an image shown if any of its names passes.
+    def list_images(
+        self, *, filters: dict[str, list[str]] | None = None, all_: bool = False
+    ) -> list[dict[str, Any]]:
+        """GET /images/json: newest first; an image shown if any of its names passes; a
+        build's intermediate images (untagged, with a child) only with ALL_.
 
         With a reference filter, only the names that match are listed (as dockerd
         does), so ``docker images busybox`` shows no other repository's rows.
@@ -236,8 +239,11 @@ class ImageService:
         records = sorted(
             store.list(), key=lambda r: (parse_rfc3339(r.created), r.added), reverse=True
         )
+        hidden = set() if all_ else store.intermediates()
         out = []
         for record in records:
+            if record.id in hidden:
+                continue
             tags = [(t, *familiar(t)) for t in record.tags]
             digests = [(d, familiar(d.partition("@")[0])[0]) for d in record.repo_digests]
             names = [(repo, tag) for _, repo, tag in tags] or [(repo, NONE) for _, repo in digests]
@@ -277,10 +283,19 @@ class ImageService:
                     "Comment": str(entry.get("comment", "")),
                 }
             )
+        # A built image's steps are its parents: each names the rows up to its own.
+        image: ImageRecord | None = record
+        while image is not None:
+            count = len(store.config_of(image).history)
+            if 0 < count <= len(rows) and rows[count - 1]["Id"] == "<missing>":
+                rows[count - 1]["Id"] = image.id
+                rows[count - 1]["Tags"] = [familiar_name(t) for t in image.tags] or None
+            parent = store.parent_of(image.id)
+            try:
+                image = store.get(parent) if parent else None
+            except NotFound:
+                image = None
         rows.reverse()
-        if rows:
-            rows[0]["Id"] = record.id
-            rows[0]["Tags"] = [familiar_name(t) for t in record.tags] or None
         return rows
 
     def disk_usage(self) -> dict[str, Any]:

@@ -79,6 +79,16 @@ CREATE TABLE IF NOT EXISTS users (
     key TEXT PRIMARY KEY,           -- a container's snapshot key
     image TEXT NOT NULL REFERENCES images(id)
 );
+CREATE TABLE IF NOT EXISTS parents (   -- a built image's parent (docker's "Parent")
+    image TEXT PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
+    parent TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS parents_parent ON parents(parent);
+CREATE TABLE IF NOT EXISTS build_cache (  -- a build step's cache key -> the image it made
+    key TEXT PRIMARY KEY,
+    image TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    used REAL NOT NULL
+);
 """
 
 
@@ -333,15 +343,17 @@ class ImageStore:
         names: Sequence[Reference] = (),
         repo_digest: Reference | None = None,
         index_digest: str | None = None,
+        parent: str | None = None,
     ) -> ImageRecord:
-        """Record the image whose manifest is ``manifest_digest`` under ``names``.
+        """Record the image whose manifest is ``manifest_digest`` under ``names``
+        (PARENT: the image a build step made it from).
 
         Every blob must be in the content store; layers are unpacked here if
         they are not yet.  Tags move from whatever image held them (which then
         may be left dangling, as docker does).
         """
         with self.writing():
-            image_id = self._commit(manifest_digest, names, repo_digest, index_digest)
+            image_id = self._commit(manifest_digest, names, repo_digest, index_digest, parent)
         return self.get(image_id)
 
     def _commit(
@@ -350,6 +362,7 @@ class ImageStore:
         names: Sequence[Reference],
         repo_digest: Reference | None,
         index_digest: str | None,
+        parent: str | None = None,
     ) -> str:
         label = f"manifest {short_id(manifest_digest)}"
         manifest = self.manifest_of(manifest_digest, label)
@@ -385,6 +398,8 @@ class ImageStore:
                         for i, layer in enumerate(manifest.layers)
                     ],
                 )
+                if parent is not None and parent != image_id:
+                    db.execute("INSERT INTO parents VALUES (?,?)", (image_id, parent))
             elif index_digest is not None:
                 db.execute("UPDATE images SET index_digest=? WHERE id=?", (index_digest, image_id))
             for name in names:
@@ -563,9 +578,34 @@ class ImageStore:
             db.execute("DELETE FROM repo_digests WHERE image=?", (record.id,))
             result.untagged += record.tags + record.repo_digests
             return
+        if self.children(record.id):
+            raise Conflict(
+                f"conflict: unable to delete {record.short_id} (cannot be forced) - image has "
+                "dependent child images"
+            )
+        parent = self.parent_of(record.id)
         db.execute("DELETE FROM images WHERE id=?", (record.id,))
         result.untagged += record.tags + record.repo_digests
         result.deleted.append(record.id)
+        self._remove_parents(db, parent, result)
+
+    def _remove_parents(self, db: sqlite3.Connection, parent: str | None, result: Removal) -> None:
+        """docker's rmi of a built image: its untagged parents go too, up the chain, while
+        nothing else names or uses them."""
+        while parent is not None:
+            named = db.execute(
+                "SELECT 1 FROM tags WHERE image=? UNION ALL SELECT 1 FROM repo_digests WHERE "
+                "image=? UNION ALL SELECT 1 FROM users WHERE image=? UNION ALL SELECT 1 FROM "
+                "parents WHERE parent=? UNION ALL SELECT 1 WHERE NOT EXISTS "
+                "(SELECT 1 FROM images WHERE id=?)",
+                (parent, parent, parent, parent, parent),
+            ).fetchone()
+            if named is not None:
+                return
+            up = self.parent_of(parent)
+            db.execute("DELETE FROM images WHERE id=?", (parent,))
+            result.deleted.append(parent)
+            parent = up
 
     def prune(self, *, all_unused: bool = False) -> Removal:
         """Remove dangling images (``-a``: every image no container uses)."""
@@ -575,9 +615,13 @@ class ImageStore:
                 for record in self.list():
                     if self.users(record.id) or (record.tags and not all_unused):
                         continue
+                    if self.children(record.id):
+                        continue  # an intermediate image of a build: its child keeps it
+                    parent = self.parent_of(record.id)
                     db.execute("DELETE FROM images WHERE id=?", (record.id,))
                     result.untagged += record.tags + record.repo_digests
                     result.deleted.append(record.id)
+                    self._remove_parents(db, parent, result)
             result.reclaimed = self._collect()
         return result
 
@@ -626,6 +670,59 @@ class ImageStore:
                 freed += size
         freed += self.content.clean_ingests()
         return freed
+
+    # -- parents and the build cache ----------------------------------------------
+
+    def parent_of(self, image_id: str) -> str | None:
+        row = self._db.execute("SELECT parent FROM parents WHERE image=?", (image_id,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def children(self, image_id: str) -> list[str]:
+        rows = self._db.execute("SELECT image FROM parents WHERE parent=?", (image_id,))
+        return [row[0] for row in rows]
+
+    def intermediates(self) -> set[str]:
+        """Untagged images with a child: a build's steps, hidden from ``images`` (not -a)."""
+        rows = self._db.execute(
+            "SELECT DISTINCT parent FROM parents WHERE parent NOT IN (SELECT image FROM tags) "
+            "AND parent NOT IN (SELECT image FROM repo_digests)"
+        )
+        return {row[0] for row in rows}
+
+    def cached(self, key: str) -> str | None:
+        """The image a build step with cache key KEY made, if it is still here."""
+        db = self._db
+        row = db.execute("SELECT image FROM build_cache WHERE key=?", (key,)).fetchone()
+        if row is None:
+            return None
+        db.execute("UPDATE build_cache SET used=? WHERE key=?", (time.time(), key))
+        return str(row[0])
+
+    def remember(self, key: str, image_id: str) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO build_cache VALUES (?,?,?)", (key, image_id, time.time())
+        )
+
+    def prune_build_cache(self, *, all_unused: bool = False) -> Removal:
+        """``builder prune``: forget every cache key, and remove the images builds made that
+        nothing names or uses (with ALL_UNUSED, also the ones a build left dangling)."""
+        result = Removal()
+        with self._collecting():
+            with self._transaction("builder prune") as db:
+                db.execute("DELETE FROM build_cache")
+                built = {row[0] for row in db.execute("SELECT image FROM parents")}
+                built |= {row[0] for row in db.execute("SELECT parent FROM parents")}
+                named = {row[0] for row in db.execute("SELECT image FROM tags")}
+                named |= {row[0] for row in db.execute("SELECT image FROM repo_digests")}
+                named |= {row[0] for row in db.execute("SELECT image FROM users")}
+                for image_id in sorted(built - named):
+                    if not all_unused and not self.children(image_id):
+                        continue  # a dangling build result: `image prune` decides on it
+                    db.execute("DELETE FROM images WHERE id=?", (image_id,))
+                    db.execute("DELETE FROM parents WHERE parent=?", (image_id,))
+                    result.deleted.append(image_id)
+            result.reclaimed = self._collect()
+        return result
 
     # -- usage -----------------------------------------------------------------
 

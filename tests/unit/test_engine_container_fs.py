@@ -323,7 +323,7 @@ def test_vfs_commit_never_reads_through_a_symlink_swapped_in(
     monkeypatch.setattr(container_changes, "tree_changes", lambda *a, **k: found)
     out = io.BytesIO()
     try:
-        container_commit._write_tree_diff(None, str(tree), out)
+        container_commit.write_tree_diff(None, str(tree), out)
     except InvalidArgument as exc:
         assert "a/secret" in str(exc)
     assert b"host secret" not in out.getvalue()
@@ -341,7 +341,7 @@ def test_vfs_commit_layer(tmp_path: Path) -> None:
     os.symlink("/etc/new", tree / "link")
     os.link(tree / "etc" / "new", tree / "hard")
     out = io.BytesIO()
-    container_commit._write_tree_diff(str(base), str(tree), out)
+    container_commit.write_tree_diff(str(base), str(tree), out)
     out.seek(0)
     with tarfile.open(fileobj=out) as tar:
         members = {m.name: m for m in tar.getmembers()}
