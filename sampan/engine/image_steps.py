@@ -112,7 +112,7 @@ def child_image(
     store: ImageStore,
     parent: ImageRecord | None,
     config: dict[str, Any],
-    entry: dict[str, Any],
+    entry: dict[str, Any] | None,
     layer: Layer | None,
     *,
     names: Sequence[Reference] = (),
@@ -121,7 +121,8 @@ def child_image(
 ) -> ImageRecord:
     """A new image over PARENT (None: scratch) with CONFIG, the history ENTRY (its
     ``created`` filled in; ``empty_layer`` when LAYER is None) and LAYER.  BASE: the
-    image config document to start from instead of the parent's (its other fields)."""
+    image config document to start from instead of the parent's (its other fields); ENTRY
+    None adds no history entry."""
     from sampan.oci import image as oi
     from sampan.units import rfc3339
 
@@ -136,12 +137,15 @@ def child_image(
     now = rfc3339(time.time_ns())
     raw = {k: v for k, v in base.items()
            if k not in ("container", "container_config", "docker_version")}  # fmt: skip
-    entry = {"created": now, **entry}
+    history = list(base.get("history") or [])
     diff_ids = list((base.get("rootfs") or {}).get("diff_ids") or [])
     layers = parent_layers
-    if layer is None:
-        entry["empty_layer"] = True
-    else:
+    if entry is not None:  # None: no history entry (the empty image a scratch stage starts on)
+        entry = {"created": now, **entry}
+        history.append(entry)
+        if layer is None:
+            entry["empty_layer"] = True
+    if layer is not None:
         diff_ids.append(layer.diff_id)
         if layer.gzip:
             kind = oi.DOCKER_LAYER_GZIP if docker else oi.OCI_LAYER_GZIP
@@ -151,7 +155,7 @@ def child_image(
     raw.update(
         config=config,
         created=now,
-        history=[*(base.get("history") or []), entry],
+        history=history,
         rootfs={"type": "layers", "diff_ids": diff_ids},
     )
     config_bytes = _json.dumps(raw).encode()
