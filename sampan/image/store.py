@@ -715,9 +715,8 @@ class ImageStore:
                 named = {row[0] for row in db.execute("SELECT image FROM tags")}
                 named |= {row[0] for row in db.execute("SELECT image FROM repo_digests")}
                 named |= {row[0] for row in db.execute("SELECT image FROM users")}
-                for image_id in sorted(built - named):
-                    if not all_unused and not self.children(image_id):
-                        continue  # a dangling build result: `image prune` decides on it
+                doomed = [i for i in sorted(built - named) if all_unused or self.children(i)]
+                for image_id in doomed:  # (without ALL_UNUSED a dangling result stays)
                     db.execute("DELETE FROM images WHERE id=?", (image_id,))
                     db.execute("DELETE FROM parents WHERE parent=?", (image_id,))
                     result.deleted.append(image_id)
