@@ -411,10 +411,11 @@ def build(engine: Engine, ctx: str, options: BuildOptions, emit: Emit) -> str:
     doc).  Raises with nothing tagged on any failure."""
     import queue
 
-    from sampan.build.context import read_dockerfile
+    from sampan.build.context import apply_dockerignore, read_dockerfile
     from sampan.engine.images import resolve
 
     shown, data = read_dockerfile(ctx, options.dockerfile)
+    apply_dockerignore(ctx)  # read first: .dockerignore may exclude the Dockerfile itself
     try:
         text = data.decode()
     except UnicodeDecodeError:
