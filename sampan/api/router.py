@@ -128,4 +128,7 @@ def make_router() -> Router:
 
     container_lifecycle.add_routes(router)
     events.add_routes(router)
+    from sampan.api import build
+
+    build.add_routes(router)
     return router
