@@ -89,10 +89,12 @@ class _Writer:
             with open(src, "rb") as f:
                 infd = f.fileno()
                 size = st.st_size
-                while size > 0:
-                    sent = os.copy_file_range(infd, out, min(size, 1 << 30))
+                offset = 0
+                while size > 0:  # sendfile: in the kernel, across filesystems
+                    sent = os.sendfile(out, infd, offset, min(size, 1 << 30))
                     if sent == 0:
                         break
+                    offset += sent
                     size -= sent
             os.fchown(out, *self.owner)
             os.fchmod(out, mode)
