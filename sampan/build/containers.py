@@ -282,8 +282,8 @@ def _start_and_follow(step: Step, c: Container, tail: list[str]) -> int:
 
 
 @contextlib.contextmanager
-def _source_root(step: Step, name: str) -> Iterator[tuple[str, str]]:
-    """COPY --from=NAME: (a path to the root of that stage's or image's filesystem, the
+def _source_root(step: Step, name: str) -> Iterator[tuple[int, str]]:
+    """COPY --from=NAME: (an fd of the root of that stage's or image's filesystem, the
     image id), mounted for the duration."""
     from sampan.build.builder import _stage_index
     from sampan.engine.container_fs import private_root
@@ -302,7 +302,7 @@ def _source_root(step: Step, name: str) -> Iterator[tuple[str, str]]:
                                     "HostConfig": {"NetworkMode": "none"}}))  # fmt: skip
     try:
         with private_root(service, c, binds=False) as fd:
-            yield f"/proc/self/fd/{fd}", image.id
+            yield fd, image.id
     finally:
         _remove(step, c)
 
@@ -351,12 +351,15 @@ def copy(step: Step, *, add: bool) -> None:
             raise step.error(f"{name} --chmod={chmod_text}: expected an octal mode")
     source = flags.get("from", "")
     with contextlib.ExitStack() as stack:
+        root_fd = -1
         if source:
-            ctx, source_id = stack.enter_context(_source_root(step, step.expand(source)))
+            root_fd, source_id = stack.enter_context(_source_root(step, step.expand(source)))
+            ctx = f"/proc/self/fd/{root_fd}"
         else:
             ctx, source_id = step.build.ctx, ""
-        found = select(ctx, sources_named, file=step.build.file, line=inst.line)
-        hashed = content_key(ctx, found) if sources_named else ""
+        found = select(ctx, sources_named, file=step.build.file, line=inst.line, root_fd=root_fd)
+        # From an image, its id is the content's identity; from the context, the content.
+        hashed = content_key(ctx, found) if sources_named and not source else ""
         if extra:
             import hashlib
 

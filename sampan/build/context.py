@@ -216,11 +216,17 @@ def _kind(path: str) -> str:
     return "file"
 
 
-def select(ctx: str, patterns: list[str], *, file: str, line: int) -> list[Source]:
-    """COPY's SOURCES patterns in the context CTX (see the module doc)."""
+def select(
+    ctx: str, patterns: list[str], *, file: str, line: int, root_fd: int = -1
+) -> list[Source]:
+    """COPY's SOURCES patterns in the context CTX (see the module doc).  ROOT_FD: CTX is
+    ``/proc/self/fd/ROOT_FD``, an image's filesystem (COPY --from), whose paths are
+    resolved in its own scope (engine/inroot.py) instead."""
     import glob
 
     where = f"{file}:{line}"
+    if root_fd >= 0:
+        return _select_in_root(root_fd, patterns, where)
     out: list[Source] = []
     for pattern in patterns:
         clean = os.path.normpath(pattern.lstrip("/")) if pattern.strip("/") else "."
@@ -252,6 +258,36 @@ def select(ctx: str, patterns: list[str], *, file: str, line: int) -> list[Sourc
                 if not os.path.exists(path):
                     raise InvalidArgument(f"{where}: COPY failed: {rel}: a dangling symlink")
             out.append(Source(rel, path, _kind(path)))
+    return out
+
+
+def _select_in_root(root: int, patterns: list[str], where: str) -> list[Source]:
+    import glob
+
+    from sampan.engine import inroot
+
+    base = f"/proc/self/fd/{root}"
+    out: list[Source] = []
+    for pattern in patterns:
+        clean = inroot.clean(pattern)
+        found = [clean]
+        if _GLOB & set(clean):
+            found = ["/" + p for p in sorted(glob.glob(clean.lstrip("/"), root_dir=base,
+                                                       include_hidden=True))]  # fmt: skip
+            if not found:
+                raise InvalidArgument(f"{where}: COPY failed: no source files were specified "
+                                      f"by {pattern!r}")  # fmt: skip
+        for rel in found:
+            try:
+                scoped = inroot.scoped_path(root, rel)
+            except OSError as exc:
+                raise InvalidArgument(f"{where}: COPY failed: {rel}: {exc.strerror}") from None
+            path = base + (scoped if scoped != "/" else "")
+            if not os.path.lexists(path):
+                raise InvalidArgument(
+                    f"{where}: COPY failed: stat {rel}: file does not exist in the source image"
+                )
+            out.append(Source(rel.lstrip("/"), path, _kind(path)))
     return out
 
 

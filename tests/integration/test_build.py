@@ -48,7 +48,7 @@ def build(
 
 def context(tmp_path: Path, dockerfile: str, files: dict[str, str] | None = None) -> Path:
     ctx = tmp_path / "ctx"
-    ctx.mkdir(exist_ok=True)
+    ctx.mkdir(parents=True, exist_ok=True)
     (ctx / "Dockerfile").write_text(dockerfile)
     for name, text in (files or {}).items():
         path = ctx / name
