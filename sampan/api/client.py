@@ -95,6 +95,9 @@ def _query(params: Mapping[str, Any] | None) -> str:
     for key, value in params.items():
         if value is None or value is False:
             continue
+        if isinstance(value, list):  # a repeated parameter (build's t)
+            parts += [f"{quote(key)}={quote(str(v))}" for v in value]
+            continue
         text = "1" if value is True else value if isinstance(value, str) else str(value)
         parts.append(f"{quote(key)}={quote(text)}")
     return "?" + "&".join(parts) if parts else ""

@@ -39,6 +39,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "images": ("sampan.cli.image", "cmd_images", "List images"),
     "inspect": ("sampan.cli.container", "cmd_inspect", "Return low-level information on objects"),
     "history": ("sampan.cli.image", "cmd_history", "Show the history of an image"),
+    "build": ("sampan.cli.build", "cmd_build", "Build an image from a Dockerfile"),
     "tag": ("sampan.cli.image", "cmd_tag", "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"),
     "rmi": ("sampan.cli.image", "cmd_rmi", "Remove one or more images"),
     "pull": ("sampan.cli.registry", "cmd_pull", "Download an image from a registry"),
@@ -83,6 +84,7 @@ IMAGE_COMMANDS: dict[str, tuple[str, str, str]] = {
     "list": COMMANDS["images"],
     "inspect": ("sampan.cli.image", "cmd_inspect", "Display detailed information on images"),
     "history": COMMANDS["history"],
+    "build": COMMANDS["build"],
     "tag": COMMANDS["tag"],
     "rm": COMMANDS["rmi"],
     "remove": COMMANDS["rmi"],
@@ -155,8 +157,13 @@ NETWORK_COMMANDS: dict[str, tuple[str, str, str]] = {
     "disconnect": (_NET, "cmd_network_disconnect", "Disconnect a container from a network"),
 }
 
+BUILDER_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "prune": ("sampan.cli.build", "cmd_builder_prune", "Remove build cache"),
+}
+
 GROUPS = {"image": IMAGE_COMMANDS, "container": CONTAINER_COMMANDS, "system": SYSTEM_COMMANDS,
-          "volume": VOLUME_COMMANDS, "network": NETWORK_COMMANDS}  # fmt: skip
+          "volume": VOLUME_COMMANDS, "network": NETWORK_COMMANDS,
+          "builder": BUILDER_COMMANDS}  # fmt: skip
 
 
 class Usage(Exception):
@@ -199,7 +206,7 @@ def _help() -> str:
     lines = ["Usage:  sampan [OPTIONS] COMMAND", "", "Commands:"]
     lines += [f"  {name:<10}{spec[2]}" for name, spec in COMMANDS.items()]
     lines += ["", "Management Commands:"]
-    lines += ["  container Manage containers", "  image     Manage images",
+    lines += ["  builder   Manage builds", "  container Manage containers", "  image     Manage images",
               "  network   Manage networks"]  # fmt: skip
     lines += ["  system    Manage sampan", "  volume    Manage volumes", "", "Global Options:"]
     lines.append(usage(GLOBAL_FLAGS))
