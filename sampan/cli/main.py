@@ -206,8 +206,8 @@ def _help() -> str:
     lines = ["Usage:  sampan [OPTIONS] COMMAND", "", "Commands:"]
     lines += [f"  {name:<10}{spec[2]}" for name, spec in COMMANDS.items()]
     lines += ["", "Management Commands:"]
-    lines += ["  builder   Manage builds", "  container Manage containers", "  image     Manage images",
-              "  network   Manage networks"]  # fmt: skip
+    lines += ["  builder   Manage builds", "  container Manage containers",
+              "  image     Manage images", "  network   Manage networks"]  # fmt: skip
     lines += ["  system    Manage sampan", "  volume    Manage volumes", "", "Global Options:"]
     lines.append(usage(GLOBAL_FLAGS))
     return "\n".join(lines)
