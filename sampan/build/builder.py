@@ -335,6 +335,9 @@ def _run_stage(
         config = steps.config_of(build.store.config_of(image).raw)
     if image is not None:
         emit({"stream": f" ---> {image.id.removeprefix('sha256:')[:12]}\n"})
+    env = list(config.get("Env") or [])
+    if not any(e.startswith("PATH=") for e in env):  # as docker's builder: a default PATH
+        config["Env"] = [*env, steps.DEFAULT_PATH]
     state = steps.State(stage.name, stage.index, image, config)
     triggers = list(config.get("OnBuild") or [])
     if triggers:

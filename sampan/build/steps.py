@@ -39,14 +39,14 @@ if TYPE_CHECKING:
     from sampan.build.dockerfile import Instruction
     from sampan.image.store import ImageRecord
 
-__all__ = ["PROXY_ARGS", "State", "Step", "apply", "config_of"]
+__all__ = ["DEFAULT_PATH", "PROXY_ARGS", "State", "Step", "apply", "config_of"]
 
 PROXY_ARGS = frozenset(
     ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
      "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy")
 )  # fmt: skip
 _DEFAULT_SHELL = ["/bin/sh", "-c"]
-_DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def config_of(raw: dict[str, Any]) -> dict[str, Any]:

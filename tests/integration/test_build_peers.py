@@ -31,8 +31,10 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples" / "build"
 CONFIG_FIELDS = ("Env", "Cmd", "Entrypoint", "WorkingDir", "User", "ExposedPorts", "Volumes",
                  "Labels", "Healthcheck", "StopSignal", "Shell", "OnBuild")  # fmt: skip
-# What an engine puts in a container's root for its own use, never part of an image.
-IGNORED = {".dockerenv", "etc/hostname", "etc/hosts", "etc/resolv.conf", "dev", "proc", "sys"}
+# What an engine puts in a container's root for its own use, never part of an image (docker's
+# init layer adds /etc/mtab -> /proc/mounts to every container it exports).
+IGNORED = {".dockerenv", "etc/hostname", "etc/hosts", "etc/resolv.conf", "etc/mtab", "dev",
+           "proc", "sys"}  # fmt: skip
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
@@ -89,7 +91,7 @@ def tree_of(path: Path) -> dict[str, tuple[object, ...]]:
                 assert f is not None
                 digest = hashlib.sha256(f.read()).hexdigest()
             size = member.size if member.isfile() else 0
-            found[name] = (member.type, member.mode, member.uid, member.gid, size,
+            found[name] = (member.type, member.mode & 0o7777, member.uid, member.gid, size,
                            member.linkname, digest)  # fmt: skip
     return found
 
