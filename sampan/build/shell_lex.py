@@ -145,6 +145,8 @@ class _Lexer:
         self.used.add(name)
         value = self.env.get(name)
         ch = self.peek()
+        if not ch:
+            raise self.error("bad substitution: a ${ is not closed")
         if ch == "}":
             self.pos += 1
             return value or ""
