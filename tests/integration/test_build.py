@@ -293,3 +293,33 @@ def test_a_context_of_many_small_files_builds(daemon: SampanDaemon, tmp_path: Pa
     assert "Sending build context to Docker daemon" in done.stdout
     assert run(daemon, "many-files", "cat", "/picked") == "7/42"
     assert run(daemon, "many-files", "sh", "-c", "ls /last | wc -l").strip() == "1000"
+
+
+def test_heredocs_chmod_and_link(daemon: SampanDaemon, tmp_path: Path) -> None:
+    dockerfile = (
+        'FROM busybox\nARG WHO=heredoc\nRUN <<EOF\necho "made by $WHO" > /made\nEOF\n'
+        "COPY --chmod=0750 --link <<-SCRIPT /usr/local/bin/hello\n\t#!/bin/sh\n"
+        '\techo hello from ${WHO}\n\tSCRIPT\nCMD ["hello"]\n'
+    )
+    ctx = context(tmp_path, dockerfile)
+    build(daemon, ctx, "-t", "heredocs")
+    assert run(daemon, "heredocs", "cat", "/made") == "made by heredoc\n"
+    assert run(daemon, "heredocs") == "hello from heredoc\n"
+    mode = run(daemon, "heredocs", "stat", "-c", "%a", "/usr/local/bin/hello")
+    assert mode.strip() == "750"
+
+
+def test_cache_from_an_image_after_the_cache_is_gone(daemon: SampanDaemon, tmp_path: Path) -> None:
+    dockerfile = "FROM busybox\nENV A=1\nRUN echo slow > /slow\nCOPY f.txt /f.txt\nCMD cat /f.txt\n"
+    ctx = context(tmp_path, dockerfile, {"f.txt": "from cache\n"})
+    build(daemon, ctx, "-t", "cache-source")
+    daemon.docker("builder", "prune", "-f")
+    plain = build(daemon, ctx)
+    assert "Using cache" not in plain.stdout
+    daemon.docker("builder", "prune", "-f")
+    cached = build(daemon, ctx, "--cache-from", "cache-source", "-t", "cache-user")
+    assert cached.stdout.count("Using cache") == 4, cached.stdout
+    assert run(daemon, "cache-user") == "from cache\n"
+    source = json.loads(daemon.docker("image", "inspect", "cache-source").stdout)[0]
+    user = json.loads(daemon.docker("image", "inspect", "cache-user").stdout)[0]
+    assert source["RootFS"]["Layers"] == user["RootFS"]["Layers"]
