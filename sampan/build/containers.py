@@ -221,7 +221,6 @@ def run(step: Step) -> None:
     def make() -> ImageRecord:
         host: dict[str, Any] = {"NetworkMode": network, "Mounts": mounts}
         c = _create(step, {"Cmd": cmd, "Env": args, "HostConfig": host})
-        service = step.build.engine.containers
         step.emit({"stream": f" ---> Running in {c.id[:12]}\n"})
         tail: list[str] = []
         ok = False
@@ -244,7 +243,6 @@ def run(step: Step) -> None:
             if (ok and step.build.options.rm) or step.build.options.force_rm:
                 _remove(step, c)
                 step.emit({"stream": f" ---> Removed intermediate container {c.id[:12]}\n"})
-            del service
 
     step.commit(key, entry, make)
 
