@@ -291,22 +291,14 @@ def _select_in_root(root: int, patterns: list[str], where: str) -> list[Source]:
     return out
 
 
-_HASHES: dict[tuple[int, int, int, int], bytes] = {}
-
-
-def _file_hash(path: str, st: os.stat_result) -> bytes:
-    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-    found = _HASHES.get(key)
-    if found is None:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
-        found = h.digest()
-        if len(_HASHES) > 200_000:
-            _HASHES.clear()
-        _HASHES[key] = found
-    return found
+def _file_hash(path: str) -> bytes:
+    """The sha256 of a file's content.  Never cached by inode: each build extracts its
+    context afresh, and a new file may get a deleted one's inode, size and mtime."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.digest()
 
 
 def content_key(ctx: str, sources: list[Source]) -> str:
@@ -319,7 +311,7 @@ def content_key(ctx: str, sources: list[Source]) -> str:
         if stat.S_ISLNK(st.st_mode):
             h.update(os.readlink(path).encode() + b"\0")
         elif stat.S_ISREG(st.st_mode):
-            h.update(_file_hash(path, st))
+            h.update(_file_hash(path))
         elif stat.S_ISDIR(st.st_mode):
             for sub in sorted(os.listdir(path)):
                 entry(os.path.join(path, sub), f"{name}/{sub}")

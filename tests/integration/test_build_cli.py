@@ -8,22 +8,16 @@ import os
 import subprocess
 import sys
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.daemon_fixtures import REPO, SampanDaemon, bootstrapped
+from tests.integration.daemon_fixtures import REPO, SampanDaemon, busybox_daemon
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
 
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampanDaemon]:
-    running = bootstrapped(tmp_path_factory.mktemp("build-cli"))
-    yield running
-    running.docker("rm", "-f", *running.docker("ps", "-aq").stdout.split(), check=False)
-    running.stop()
+daemon = busybox_daemon("build-cli")
 
 
 def sampan(
