@@ -225,6 +225,8 @@ def run(step: Step) -> None:
         tail: list[str] = []
         ok = False
         try:
+            targets = [m["Target"] for m in mounts]
+            stubs = _missing(step, c, targets)
             code = _start_and_follow(step, c, tail)
             if code != 0:
                 shown = " ".join(cmd) if step.inst.json else cmd[-1]
@@ -236,6 +238,7 @@ def run(step: Step) -> None:
                     f"{step.build.file}:{step.inst.line}: RUN {shown}: the command "
                     f"'{' '.join(cmd)}' returned a non-zero code: {code}{more}", code
                 )  # fmt: skip
+            _remove_stubs(step, c, stubs, targets)
             record = _commit(step, c, entry)
             ok = True
             return record
@@ -245,6 +248,58 @@ def run(step: Step) -> None:
                 step.emit({"stream": f" ---> Removed intermediate container {c.id[:12]}\n"})
 
     step.commit(key, entry, make)
+
+
+def _missing(step: Step, c: Container, targets: list[str]) -> list[str]:
+    """Of the --mount TARGETS, the top directory the runtime will make for each (the
+    first part of its path missing from the image), "" where none is."""
+    from sampan.engine import inroot
+    from sampan.engine.container_fs import private_root
+
+    if not targets:
+        return []
+    out = []
+    with private_root(step.build.engine.containers, c, binds=False) as root:
+        for target in targets:
+            path = inroot.clean(target)
+            top = ""
+            while path != "/":
+                try:
+                    inroot.resolve(root, path, follow=True).close()
+                    break
+                except OSError:
+                    top = path
+                    path = os.path.dirname(path)
+            out.append(top)
+    return out
+
+
+def _remove_stubs(step: Step, c: Container, stubs: list[str], targets: list[str]) -> None:
+    """The mount points a RUN --mount made go, if still empty (as BuildKit removes them):
+    they are not the image's content."""
+    from sampan.engine import inroot
+    from sampan.engine.container_fs import private_root
+
+    if not any(stubs):
+        return
+    with private_root(step.build.engine.containers, c, binds=False) as root:
+        for top, target in zip(stubs, targets, strict=True):
+            if not top:
+                continue
+            path = inroot.clean(target)
+            while True:  # the deepest first, up to TOP, each only if empty
+                try:
+                    with inroot.resolve(root, os.path.dirname(path), follow=True) as found:
+                        fd = found.open_dir()
+                    try:
+                        os.rmdir(os.path.basename(path), dir_fd=fd)
+                    finally:
+                        os.close(fd)
+                except OSError:
+                    break
+                if path == top:
+                    break
+                path = os.path.dirname(path)
 
 
 def _start_and_follow(step: Step, c: Container, tail: list[str]) -> int:

@@ -35,8 +35,8 @@ docker would quietly re-root it, here it is an error naming the symlink.  A
 source that is itself a symlink is followed (its target is copied under the
 symlink's name).  ``content_key`` is the sources' identity for the build
 cache: names, modes, owners, symlink targets and file contents -- never
-mtimes -- with each file's digest cached in process by (path, inode, size,
-mtime) so one build reads a large file once.
+mtimes; a file's digest is never cached by inode (a fresh context's file
+may get a deleted one's inode, size and mtime).
 """
 
 from __future__ import annotations
@@ -224,6 +224,10 @@ def _read_ignore_file(fd: int, where: str) -> bytes | None:
     except OSError as exc:
         raise InvalidArgument(f"error reading .dockerignore: {where}/.dockerignore: "
                               f"{exc.strerror}") from None  # fmt: skip
+    if not stat.S_ISREG(os.fstat(src).st_mode):
+        os.close(src)
+        raise InvalidArgument(f"error reading .dockerignore: {where}/.dockerignore: "
+                              "not a regular file")  # fmt: skip
     with os.fdopen(src, "rb") as f:
         return f.read()
 
@@ -379,9 +383,10 @@ def read_dockerfile(ctx: str, name: str) -> tuple[str, bytes]:
                 src = os.open(found or ".", _READ, dir_fd=fd)
             except (FileNotFoundError, NotADirectoryError):
                 continue
+            if not stat.S_ISREG(os.fstat(src).st_mode):
+                os.close(src)
+                raise InvalidArgument(f"the Dockerfile ({name}) is not a regular file")
             with os.fdopen(src, "rb") as f:
-                if not stat.S_ISREG(os.fstat(src).st_mode):
-                    raise InvalidArgument(f"the Dockerfile ({name}) is not a regular file")
                 data = f.read(_DOCKERFILE_MAX + 1)
             break
     finally:
@@ -558,26 +563,18 @@ def _source(ctx: str, fd: int, rel: str, image: bool, where: str, pattern: str) 
 
 # -- the cache key ----------------------------------------------------------------------
 
-_HASHES: dict[tuple[str, int, int, int, int], bytes] = {}
-_HASHES_MAX = 200_000
 
-
-def _file_hash(path: str, st: os.stat_result) -> bytes:
-    key = (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-    found = _HASHES.get(key)
-    if found is None:
-        h = hashlib.sha256()
-        fd = os.open(path, _READ)
-        try:
-            while chunk := os.read(fd, _FLUSH):
-                h.update(chunk)
-        finally:
-            os.close(fd)
-        found = h.digest()
-        if len(_HASHES) >= _HASHES_MAX:
-            _HASHES.clear()
-        _HASHES[key] = found
-    return found
+def _file_hash(path: str) -> bytes:
+    """The sha256 of a file's content.  Never cached by inode: each build extracts its
+    context afresh, and a new file may get a deleted one's inode, size and mtime."""
+    h = hashlib.sha256()
+    fd = os.open(path, _READ)
+    try:
+        while chunk := os.read(fd, _FLUSH):
+            h.update(chunk)
+    finally:
+        os.close(fd)
+    return h.digest()
 
 
 def content_key(ctx: str, sources: list[Source]) -> str:
@@ -590,7 +587,7 @@ def content_key(ctx: str, sources: list[Source]) -> str:
         if stat.S_ISLNK(st.st_mode):
             h.update(os.fsencode(os.readlink(path)) + b"\0")
         elif stat.S_ISREG(st.st_mode):
-            h.update(_file_hash(path, st))
+            h.update(_file_hash(path))
 
     for source in sources:
         h.update(b"\1" + os.fsencode(source.rel) + b"\0")

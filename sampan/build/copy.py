@@ -32,14 +32,20 @@ _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _TAR_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")
 
 
-def _open_dirs(root: int, path: str, owner: tuple[int, int] | None) -> int:
-    """An fd of the directory PATH inside ROOT, made (0755, OWNER) where missing."""
+def _open_dirs(
+    root: int, path: str, owner: tuple[int, int] | None, last: tuple[int, int] | None = None
+) -> int:
+    """An fd of the directory PATH inside ROOT, made (0755, OWNER) where missing; with
+    LAST, the directory PATH itself is made LAST's and the ones above it OWNER's."""
     from sampan.engine import inroot
 
     target = inroot.scoped_path(root, path)
     fd = os.dup(root)
+    parts = [p for p in target.split("/") if p]
     try:
-        for part in [p for p in target.split("/") if p]:
+        for i, part in enumerate(parts):
+            if last is not None:
+                owner = last if i == len(parts) - 1 else None
             try:
                 sub = os.open(part, _DIR, dir_fd=fd)
             except FileNotFoundError:
@@ -172,8 +178,8 @@ def copy_into(
     dest = posixpath.normpath(dest)
     for source in sources:
         st = os.stat(source.path)
-        if source.kind == "dir":
-            fd = _open_dirs(root_fd, dest, chown)
+        if source.kind == "dir":  # docker: the parents above it stay root's
+            fd = _open_dirs(root_fd, dest, None, last=chown or (0, 0))
             try:
                 writer.tree(source.path, fd)
             finally:
@@ -182,7 +188,7 @@ def copy_into(
         if extract_tars and stat.S_ISREG(st.st_mode) and _is_tar(source.path):
             from sampan.image.unpack import extract_archive
 
-            fd = _open_dirs(root_fd, dest, chown)
+            fd = _open_dirs(root_fd, dest, None)  # docker: an archive's destination is root's
             try:
                 with open(source.path, "rb") as f:
                     extract_archive(f, fd, label=f"{label}: {source.rel}", owner=None)

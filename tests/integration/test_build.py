@@ -249,7 +249,8 @@ RUN --mount=type=bind,target=/src cat /src/input.txt > /input
     build(daemon, ctx, "--build-arg", "RUNID=second", "-t", "mounts")
     assert run(daemon, "mounts", "cat", "/seen") == "first\nsecond\n"
     assert run(daemon, "mounts", "cat", "/input") == "from the context\n"
-    assert run(daemon, "mounts", "ls", "/src") == ""  # the bind is not in the image
+    # The mount points it made are not in the image (as BuildKit removes them).
+    assert run(daemon, "mounts", "sh", "-c", "ls -d /src /cache || echo gone") == "gone\n"
 
 
 def test_onbuild_triggers_run_in_the_child(daemon: SampanDaemon, tmp_path: Path) -> None:
