@@ -99,7 +99,6 @@ class Build:
         self.store = engine.store()
         self.consumed: set[str] = set()
         self.global_args: dict[str, str] = {}
-        self.global_names: set[str] = set()
         self.results: dict[int, ImageRecord | None] = {}
         self.configs: dict[int, dict[str, Any]] = {}
         self.failed = threading.Event()
@@ -197,8 +196,7 @@ class Build:
                     continue
                 layer = Layer(config.diff_ids[len(diff_ids)], blob.digest, blob.size, gzip)
             made = {k: v for k, v in found.items() if k not in ("created", "empty_layer")}
-            base = None if parent is not None else self.scratch_base()
-            return child_image(store, parent, step.state.config, made, layer, base=base)
+            return child_image(store, parent, step.state.config, made, layer)
         return None
 
     def resolve_image(self, name: str, line: int) -> ImageRecord:
@@ -298,7 +296,6 @@ def _global_args(build: Build, df: Dockerfile) -> None:
 
     for inst in df.global_args:
         for name, default in parse_kv(inst):
-            build.global_names.add(name)
             build.consumed.add(name)
             given = build.options.build_args.get(name)
             if given is not None:

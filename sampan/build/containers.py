@@ -76,8 +76,7 @@ def _commit(step: Step, c: Container, entry: dict[str, Any], layer: bool = True)
     made = (
         container_layer(build.engine.containers, c, build.store, compress=False) if layer else None
     )
-    base = None if state.image is not None else build.scratch_base()
-    return child_image(build.store, state.image, state.config, entry, made, base=base)
+    return child_image(build.store, state.image, state.config, entry, made)
 
 
 # -- RUN ---------------------------------------------------------------------------------

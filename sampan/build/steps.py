@@ -161,8 +161,7 @@ class Step:
         store = self.build.store
 
         def make() -> ImageRecord:
-            base = None if state.image is not None else self.build.scratch_base()
-            return child_image(store, state.image, state.config, entry, None, base=base)
+            return child_image(store, state.image, state.config, entry, None)
 
         self.commit(key, entry, make)
 
